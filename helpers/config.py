@@ -1,0 +1,143 @@
+"""One place for every constant of the series: genres, paths and the three profiles.
+
+A *profile* holds every size a notebook uses. Papermill injects the profile's name into the
+cell tagged ``parameters`` of each notebook, and the notebook reads the rest from here::
+
+    >>> from helpers.config import get_profile
+    >>> get_profile("full").input_size
+    299
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+GENRES: tuple[str, ...] = ("Action", "Animation", "Horror", "Romance", "Sports", "ScienceFiction")
+"""The paper's six genres, in the order of every label vector in this package."""
+
+PROFILE_NAMES: tuple[str, ...] = ("smoke", "default", "full")
+
+
+class ConfigError(ValueError):
+    """A profile name or a configuration value that is not allowed."""
+
+
+def repo_root() -> Path:
+    """The project folder: the parent of ``helpers/`` in a checkout, else the working directory."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def data_dir() -> Path:
+    """Where generated clips and feature caches go (``VGENRE_DATA_DIR`` overrides)."""
+    return Path(os.environ.get("VGENRE_DATA_DIR", repo_root() / "data")).resolve()
+
+
+def runs_dir() -> Path:
+    """Where executed notebooks, models and summaries go (``VGENRE_RUNS_DIR`` overrides)."""
+    return Path(os.environ.get("VGENRE_RUNS_DIR", repo_root() / "runs")).resolve()
+
+
+def figures_dir() -> Path:
+    """The committed figures the README shows (``VGENRE_FIGURES_DIR`` overrides)."""
+    return Path(os.environ.get("VGENRE_FIGURES_DIR", repo_root() / "figures")).resolve()
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size one run of the series uses. See DESIGN.md, section Profiles."""
+
+    name: str
+    # synthetic data
+    films_per_genre: int
+    clips_per_film: int
+    clip_seconds: float
+    source_fps: float
+    frame_size: tuple[int, int]  # (height, width) of the synthetic MP4s
+    audio_rate: int
+    # frames and sequences
+    sample_fps: float
+    seq_len: int
+    # audio features
+    sr: int
+    n_fft: int
+    hop_length: int
+    n_mels: int
+    n_mfcc: int
+    # backbone and head
+    input_size: int
+    batch_size: int
+    head_steps: int
+    head_checkpoint_every: int
+    head_batch: int
+    require_pretrained: bool
+    # temporal models
+    lstm_units: int
+    dense_units: int
+    dropout: float
+    epochs: int
+    patience: int
+    learning_rate: float
+    seeds: tuple[int, ...]
+    # experiments of notebook 02
+    fps_grid: tuple[float, ...]
+    seq_len_grid: tuple[int, ...]
+    # runner
+    cell_timeout_s: int
+    data_seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_clips(self) -> int:
+        """How many synthetic clips the profile generates (all genres, all films)."""
+        return len(GENRES) * self.films_per_genre * self.clips_per_film
+
+    def as_dict(self) -> dict:
+        """The profile as plain data (for JSON files and model configs)."""
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", films_per_genre=4, clips_per_film=2, clip_seconds=4.0, source_fps=12.0,
+        frame_size=(96, 128), audio_rate=22050, sample_fps=4.0, seq_len=16, sr=16000, n_fft=1024,
+        hop_length=256, n_mels=32, n_mfcc=13, input_size=75, batch_size=32, head_steps=60,
+        head_checkpoint_every=20, head_batch=64, require_pretrained=False, lstm_units=32,
+        dense_units=32, dropout=0.2, epochs=30, patience=8, learning_rate=3e-3, seeds=(0,),
+        fps_grid=(1.0, 2.0, 4.0), seq_len_grid=(4, 8, 16), cell_timeout_s=600,
+    ),
+    "default": Profile(
+        name="default", films_per_genre=10, clips_per_film=3, clip_seconds=10.0, source_fps=24.0,
+        frame_size=(144, 192), audio_rate=44100, sample_fps=4.0, seq_len=40, sr=22050, n_fft=2048,
+        hop_length=512, n_mels=64, n_mfcc=20, input_size=96, batch_size=64, head_steps=400,
+        head_checkpoint_every=100, head_batch=128, require_pretrained=False, lstm_units=128,
+        dense_units=64, dropout=0.3, epochs=60, patience=10, learning_rate=1e-3, seeds=(0, 1, 2),
+        fps_grid=(1.0, 2.0, 4.0, 6.0, 8.0), seq_len_grid=(5, 10, 20, 40), cell_timeout_s=1800,
+    ),
+    "full": Profile(
+        name="full", films_per_genre=20, clips_per_film=5, clip_seconds=10.0, source_fps=24.0,
+        frame_size=(360, 480), audio_rate=44100, sample_fps=4.0, seq_len=40, sr=22050, n_fft=2048,
+        hop_length=512, n_mels=128, n_mfcc=20, input_size=299, batch_size=64, head_steps=4000,
+        head_checkpoint_every=400, head_batch=100, require_pretrained=True, lstm_units=2048,
+        dense_units=512, dropout=0.5, epochs=100, patience=15, learning_rate=1e-4, seeds=(0, 1, 2),
+        fps_grid=(1.0, 2.0, 4.0, 6.0, 8.0), seq_len_grid=(5, 10, 20, 40), cell_timeout_s=7200,
+    ),
+}
+
+
+def get_profile(name: str | Profile = "default", **overrides) -> Profile:
+    """Return the profile called *name*, with any field replaced by a keyword.
+
+    Raises
+    ------
+    ConfigError
+        When *name* is not one of ``smoke``, ``default``, ``full``.
+    """
+    if isinstance(name, Profile):
+        profile = name
+    else:
+        if name not in PROFILES:
+            raise ConfigError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)}")
+        profile = PROFILES[name]
+    return replace(profile, **overrides) if overrides else profile
