@@ -100,7 +100,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", films_per_genre=4, clips_per_film=2, clip_seconds=4.0, source_fps=12.0,
+        name="smoke", films_per_genre=5, clips_per_film=2, clip_seconds=4.0, source_fps=12.0,
         frame_size=(96, 128), audio_rate=22050, sample_fps=4.0, seq_len=16, sr=16000, n_fft=1024,
         hop_length=256, n_mels=32, n_mfcc=13, input_size=75, batch_size=32, head_steps=60,
         head_checkpoint_every=20, head_batch=64, require_pretrained=False, lstm_units=32,
@@ -110,7 +110,7 @@ PROFILES: dict[str, Profile] = {
     "default": Profile(
         name="default", films_per_genre=10, clips_per_film=3, clip_seconds=10.0, source_fps=24.0,
         frame_size=(144, 192), audio_rate=44100, sample_fps=4.0, seq_len=40, sr=22050, n_fft=2048,
-        hop_length=512, n_mels=64, n_mfcc=20, input_size=96, batch_size=64, head_steps=400,
+        hop_length=512, n_mels=64, n_mfcc=20, input_size=128, batch_size=64, head_steps=400,
         head_checkpoint_every=100, head_batch=128, require_pretrained=False, lstm_units=128,
         dense_units=64, dropout=0.3, epochs=60, patience=10, learning_rate=1e-3, seeds=(0, 1, 2),
         fps_grid=(1.0, 2.0, 4.0, 6.0, 8.0), seq_len_grid=(5, 10, 20, 40), cell_timeout_s=1800,

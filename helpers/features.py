@@ -1,0 +1,199 @@
+"""Per-clip feature files: InceptionV3 pool features, aligned audio features, thumbnails.
+
+For each clip of a manifest, :func:`extract_features` samples frames once at the profile's fps,
+runs the backbone on them and computes one log-mel vector per frame step. One ``.npz`` file per
+clip is written under ``data/cache/features/`` with a name derived from everything that changes
+its content (the clip's bytes, backbone, weights, input size, fps, precision, audio settings).
+
+* Writes are atomic (temporary file, then rename): an interrupted run never leaves a partial file
+  and a rerun resumes where it stopped.
+* ``shard=(i, n)`` takes every clip whose key hashes to ``i`` modulo ``n``, so several machines
+  can share a manifest deterministically.
+* Decoding runs in a background thread while the network works on the previous batch.
+
+The softmax features of the paper are the retrained head's output on the pool features; they
+are computed from the cached pool features (:func:`softmax_features`), so retraining the head never
+forces a new extraction.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from helpers.audio import frame_audio_features, load_audio
+from helpers.config import Profile, data_dir, get_profile
+from helpers.curate import clip_path
+from helpers.frames import VideoError, sample_frames
+
+FEATURE_VERSION = 2
+THUMB_SIZE = 32
+
+
+def cache_dir() -> Path:
+    """Where feature files go (under the data folder)."""
+    return data_dir() / "cache" / "features"
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-256 of the file's bytes (files over 64 MiB: size plus three 4 MiB samples)."""
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as fh:
+        if size <= 64 << 20:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        else:
+            for offset in (0, size // 2, size - (4 << 20)):
+                fh.seek(offset)
+                h.update(fh.read(4 << 20))
+    return h.hexdigest()
+
+
+def feature_settings(profile: Profile, backbone_key: dict) -> dict:
+    """Every setting besides the clip itself that changes a feature file."""
+    return {"version": FEATURE_VERSION, **backbone_key, "fps": profile.sample_fps, "sr": profile.sr,
+            "n_fft": profile.n_fft, "hop_length": profile.hop_length, "n_mels": profile.n_mels}
+
+
+def feature_key(clip_hash: str, settings: dict) -> str:
+    """The cache key of one clip's features."""
+    return hashlib.sha256((clip_hash + json.dumps(settings, sort_keys=True)).encode()).hexdigest()[:24]
+
+
+def feature_path(key: str, root: Path | None = None) -> Path:
+    """The file a key is stored in."""
+    return (root or cache_dir()) / key[:2] / f"{key}.npz"
+
+
+def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
+    """Whether the clip with *key* belongs to shard ``(i, n)`` (all clips when *shard* is None)."""
+    if shard is None:
+        return True
+    i, n = shard
+    return int(key[:8], 16) % n == i
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``"i/n"`` into ``(i, n)`` with ``0 <= i < n``."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like i/n (for example 0/4), got {text!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"shard index must satisfy 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def save_atomic(path: Path, **arrays) -> None:
+    """``np.savez`` to a temporary name in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+@dataclass
+class Decoded:
+    """What the background thread prepares for one clip."""
+
+    frames: np.ndarray
+    timestamps: np.ndarray
+    audio: np.ndarray
+    has_audio: bool
+    thumbs: np.ndarray
+
+
+def decode_clip(path: Path, profile: Profile, input_size: int) -> Decoded:
+    """Sample frames (resized to the backbone's input), thumbnails and aligned audio of one clip."""
+    frames, times = sample_frames(path, profile.sample_fps, (input_size, input_size))
+    thumbs = np.stack([cv2.resize(f, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA) for f in frames])
+    y = load_audio(path, profile.sr)
+    audio, has_audio = frame_audio_features(y, profile.sr, times, profile.sample_fps, n_fft=profile.n_fft,
+                                            hop_length=profile.hop_length, n_mels=profile.n_mels)
+    return Decoded(frames, times, audio, has_audio, thumbs)
+
+
+def clip_features(path: str | Path, backbone, profile: str | Profile) -> dict:
+    """All features of one clip, computed now (no cache): what ``vgenre predict`` uses."""
+    prof = get_profile(profile)
+    d = decode_clip(Path(path), prof, backbone.input_size)
+    return {"pool": backbone.pool_features(d.frames, prof.batch_size), "audio": d.audio,
+            "timestamps": d.timestamps, "has_audio": d.has_audio, "thumbs": d.thumbs}
+
+
+def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root: Path | None = None,
+                     shard: tuple[int, int] | None = None, progress: bool = True) -> list[dict]:
+    """Write the feature file of every usable clip in *rows* (skipping those already cached).
+
+    Returns one record per clip: ``path``, ``key``, ``file``, ``status`` (``cached``, ``written``,
+    ``skipped: <why>`` or ``bad: <reason>``). A bad clip is recorded and the batch goes on.
+    """
+    from tqdm.auto import tqdm
+
+    prof = get_profile(profile)
+    settings = feature_settings(prof, backbone.key)
+    records, todo = [], []
+    for row in rows:
+        path = clip_path(row)
+        if row.get("status", "ok") not in ("", "ok"):
+            records.append({"path": str(path), "status": f"skipped: {row['status']}"})
+            continue
+        try:
+            key = feature_key(content_hash(path), settings)
+        except OSError as exc:
+            records.append({"path": str(path), "status": f"bad: cannot read ({exc.__class__.__name__})"})
+            continue
+        if not in_shard(key, shard):
+            continue
+        rec = {"path": str(path), "key": key, "file": str(feature_path(key, root))}
+        records.append(rec)
+        if feature_path(key, root).exists():
+            rec["status"] = "cached"
+        else:
+            todo.append(rec)
+    if not todo:
+        return records
+    bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress)
+    frames_done, start = 0, time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next clip while the network runs
+        futures = [pool.submit(decode_clip, Path(r["path"]), prof, backbone.input_size) for r in todo[:2]]
+        for i, rec in enumerate(todo):
+            if i + 2 < len(todo):
+                futures.append(pool.submit(decode_clip, Path(todo[i + 2]["path"]), prof, backbone.input_size))
+            try:
+                d = futures[i].result()
+                futures[i] = None
+            except VideoError as exc:
+                rec["status"] = f"bad: {exc}"
+                bar.update(1)
+                continue
+            pool_feats = backbone.pool_features(d.frames, prof.batch_size)
+            save_atomic(Path(rec["file"]), pool=pool_feats.astype(np.float32), audio=d.audio,
+                        timestamps=d.timestamps, has_audio=np.bool_(d.has_audio), thumbs=d.thumbs,
+                        settings=json.dumps(settings))
+            rec["status"] = "written"
+            frames_done += len(d.frames)
+            bar.update(1)
+            bar.set_postfix(frames_per_s=f"{frames_done / (time.perf_counter() - start):.0f}")
+    bar.close()
+    return records
+
+
+def load_feature_file(path: str | Path) -> dict:
+    """Read one feature file into a dict of arrays."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def softmax_features(head, pool: np.ndarray) -> np.ndarray:
+    """The paper's softmax features: the retrained head's six genre probabilities per frame."""
+    return np.asarray(head.predict(pool, verbose=0, batch_size=512), np.float32)
