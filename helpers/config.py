@@ -108,7 +108,7 @@ PROFILES: dict[str, Profile] = {
         fps_grid=(1.0, 2.0, 4.0), seq_len_grid=(4, 8, 16), cell_timeout_s=600,
     ),
     "default": Profile(
-        name="default", films_per_genre=10, clips_per_film=3, clip_seconds=10.0, source_fps=24.0,
+        name="default", films_per_genre=20, clips_per_film=2, clip_seconds=10.0, source_fps=24.0,
         frame_size=(144, 192), audio_rate=44100, sample_fps=4.0, seq_len=40, sr=22050, n_fft=2048,
         hop_length=512, n_mels=64, n_mfcc=20, input_size=128, batch_size=64, head_steps=400,
         head_checkpoint_every=100, head_batch=128, require_pretrained=False, lstm_units=128,

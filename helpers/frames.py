@@ -198,22 +198,27 @@ def contact_sheet(frames: np.ndarray, cols: int = 8, *, timestamps: np.ndarray |
     return np.vstack([np.hstack(tiles[r * cols:(r + 1) * cols]) for r in range(rows)])
 
 
-def flipbook(frames: np.ndarray, fps: float = 4.0, *, description: str = ""):
-    """An ipywidgets player that shows *frames* one after another at *fps*, with a slider."""
-    import io
+def frame_descriptors(frames: np.ndarray) -> np.ndarray:
+    """A cheap per-frame description: HSV histograms (12 hue, 4 saturation, 4 value bins), normalised.
 
-    import ipywidgets as widgets
-    from PIL import Image
+    Used by the cheap classifiers of notebooks 01 and 02, where running InceptionV3 would hide the
+    point being made.
+    """
+    out = []
+    for f in np.asarray(frames):
+        hsv = cv2.cvtColor(f, cv2.COLOR_RGB2HSV)
+        parts = [cv2.calcHist([hsv], [c], None, [b], [0, r]).ravel() for c, b, r in ((0, 12, 180), (1, 4, 256), (2, 4, 256))]
+        hist = np.concatenate(parts)
+        out.append(hist / max(1.0, hist.sum() / 3))
+    return np.asarray(out, np.float32)
 
-    def to_png(img: np.ndarray) -> bytes:
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="PNG")
-        return buf.getvalue()
 
-    pngs = [to_png(f) for f in frames]
-    image = widgets.Image(value=pngs[0], format="png", width=min(480, frames.shape[2] * 2))
-    play = widgets.Play(value=0, min=0, max=len(pngs) - 1, interval=int(1000 / fps), description=description)
-    slider = widgets.IntSlider(value=0, min=0, max=len(pngs) - 1, description="frame")
-    widgets.jslink((play, "value"), (slider, "value"))
-    slider.observe(lambda change: setattr(image, "value", pngs[change["new"]]), names="value")
-    return widgets.VBox([widgets.HBox([play, slider]), image])
+def sequence_summary(descriptors: np.ndarray) -> np.ndarray:
+    """Mean and standard deviation over time plus the mean absolute change between steps.
+
+    The last part is the only temporal one: it sees flicker, cuts and motion that a single frame
+    cannot show.
+    """
+    d = np.asarray(descriptors, np.float32)
+    change = np.abs(np.diff(d, axis=0)).mean(0) if len(d) > 1 else np.zeros(d.shape[1], np.float32)
+    return np.concatenate([d.mean(0), d.std(0), change])

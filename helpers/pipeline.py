@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -114,9 +115,13 @@ def ensure_models(profile: str | Profile, clips, run_dir: Path, methods, seeds, 
     """Train every (method, seed) whose model directory is missing; return all their directories."""
     from tqdm.auto import tqdm
 
+    from helpers.backbone import load_backbone
+    from helpers.features import feature_settings
     from helpers.train import sequence_inputs, train_late_fusion, train_model
 
     prof = get_profile(profile)
+    settings = feature_settings(prof, load_backbone(prof, verbose=False).key)
+    head_file = str(Path(run_dir).resolve() / "models" / "softmax_head" / "head.keras")
     splits = {}
 
     def data(split: str, feature: str):
@@ -130,16 +135,20 @@ def ensure_models(profile: str | Profile, clips, run_dir: Path, methods, seeds, 
     for method, seed in tqdm(jobs, desc="training", unit="model", disable=not progress):
         target = method_dir(run_dir, method, seed)
         if not (target / "model.keras").exists():
-            if method == "late_fusion":
+            if method == "frame_average":  # the same per-frame model as single_frame, averaged over time
+                source = ensure_models(prof, clips, run_dir, ["single_frame"], [seed], progress=False)["single_frame", seed]
+                shutil.copytree(source, target, dirs_exist_ok=True)
+                config = json.loads((target / "config.json").read_text()) | {"method": "frame_average"}
+                (target / "config.json").write_text(json.dumps(config, indent=2))
+            elif method == "late_fusion":
                 parts = [ensure_models(prof, clips, run_dir, [m], [seed], head=head, progress=False)[m, seed]
                          for m in ("lstm_pool", "audio_only")]
                 train_late_fusion(parts[0], parts[1], target)
             else:
                 feature = "softmax" if method == "lstm_softmax" else "pool"
+                extra = {"features": settings} | ({"head": head_file} if feature == "softmax" else {})
                 train_model(method, data("train", feature), data("val", feature), target, profile=prof,
-                            seed=seed, feature=feature,
-                            extra_config={"head": str(Path(run_dir) / "models" / "softmax_head" / "head.keras")}
-                            if feature == "softmax" else None)
+                            seed=seed, feature=feature, extra_config=extra)
         out[method, seed] = target
     return out
 

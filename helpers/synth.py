@@ -157,7 +157,7 @@ def render_frames(film: Film, clip_index: int, profile: Profile, *, style: str |
     flash_frames = np.zeros(n, np.float32)
     for ft in flashes:
         i0 = int(ft * fps)
-        flash_frames[i0:i0 + max(1, int(0.3 * fps))] = 1.0
+        flash_frames[i0:i0 + max(1, int(0.4 * fps))] = 1.0
     grain = [rng.normal(0, 6, (h, w, 3)).astype(np.float32) for _ in range(3)]
     n_obj = int(rng.integers(v["n_obj"][0], v["n_obj"][1] + 1))
     n_specks = v["specks"]
@@ -166,8 +166,10 @@ def render_frames(film: Film, clip_index: int, profile: Profile, *, style: str |
     background = pos = vel = colours = None
     for i in range(n):
         if i in cuts:
-            shot_hue = hue + (rng.uniform(-0.07, 0.07) if len(cuts) > 1 else 0.0)
-            background = _texture(rng, tex_shape, film.tex_scale, film, shot_hue, value)
+            cut = len(cuts) > 1  # a new shot: new colour, light and layout
+            shot_hue = hue + (rng.uniform(-0.1, 0.1) if cut else 0.0)
+            shot_value = min(1.0, value * (rng.uniform(0.7, 1.3) if cut else 1.0))
+            background = _texture(rng, tex_shape, film.tex_scale, film, shot_hue, shot_value)
             pos = rng.random((n_obj, 2)) * [w, h]
             speed = rng.uniform(*v["speed"], size=(n_obj, 1)) * w
             angle = rng.uniform(0, 2 * np.pi, size=(n_obj, 1))

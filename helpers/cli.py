@@ -1,0 +1,228 @@
+"""The ``vgenre`` command (also ``python -m helpers``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from helpers.config import PROFILE_NAMES
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def cmd_synth(args) -> int:
+    from helpers.curate import assign_split, probe_video, read_manifest
+    from helpers.synth import generate_dataset, write_manifest
+
+    manifest = generate_dataset(args.profile, args.out, seed=args.seed)
+    rows = read_manifest(manifest)
+    for row in rows:
+        row.pop("_root")
+        row.update(probe_video(Path(args.out) / row["path"]))
+    assign_split(rows, random_state=args.seed or 0)
+    write_manifest(rows, manifest)
+    print(f"{len(rows)} clips written; manifest: {manifest}")
+    return 0
+
+
+def _print_table(rows: list[dict], cols: list[str]) -> None:
+    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(cols, widths)))
+
+
+def cmd_validate(args) -> int:
+    from helpers.curate import validate_paths
+
+    rows = validate_paths(args.paths)
+    bad = [r for r in rows if r["status"] != "ok"]
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+    elif bad:
+        _print_table(bad, ["path", "status"])
+    print(f"{len(rows)} files checked, {len(bad)} bad", file=sys.stderr)
+    return 1 if bad or not rows else 0
+
+
+def cmd_curate(args) -> int:
+    from helpers.curate import curate_folder, read_manifest
+
+    manifest = curate_folder(args.root, args.out, dataset=args.dataset, random_state=args.seed)
+    rows = read_manifest(manifest)
+    bad = [r for r in rows if r["status"] != "ok"]
+    print(f"{len(rows)} clips, {len(bad)} bad; manifest: {manifest}")
+    return 0
+
+
+def cmd_features(args) -> int:
+    from helpers.backbone import load_backbone
+    from helpers.curate import read_manifest
+    from helpers.features import extract_features, parse_shard
+    from helpers.pipeline import ensure_dataset
+
+    _quiet_tensorflow()
+    manifest = Path(args.manifest) if args.manifest else ensure_dataset(args.profile)
+    backbone = load_backbone(args.profile, weights=args.weights, precision=args.precision)
+    print(backbone.status.message, file=sys.stderr)
+    records = extract_features(read_manifest(manifest), backbone, args.profile,
+                               shard=parse_shard(args.shard) if args.shard else None)
+    bad = [r for r in records if r.get("status", "").startswith("bad")]
+    for r in bad:
+        print(f"{r['path']}: {r['status']}", file=sys.stderr)
+    counts = {s: sum(r.get("status", "").split(":")[0] == s for r in records) for s in ("written", "cached", "bad", "skipped")}
+    print(" ".join(f"{k}={v}" for k, v in counts.items()))
+    return 1 if bad else 0
+
+
+def cmd_train(args) -> int:
+    from helpers.evaluate import clip_metrics
+    from helpers.pipeline import ensure_features, ensure_head, ensure_models
+    from helpers.runner import current_run_dir
+    from helpers.train import load_model_dir, sequence_inputs
+
+    _quiet_tensorflow()
+    run_dir = Path(args.out) if args.out else current_run_dir(args.profile)
+    clips = ensure_features(args.profile)
+    head = ensure_head(args.profile, clips, run_dir) if args.method == "lstm_softmax" else None
+    dirs = ensure_models(args.profile, clips, run_dir, [args.method], [args.seed], head=head)
+    model_dir = dirs[args.method, args.seed]
+    trained = load_model_dir(model_dir)
+    test = clips.split("test")
+    x = sequence_inputs(test, trained.config["seq_len"], feature=trained.config.get("feature", "pool"), head=head)
+    m = clip_metrics(test.y, trained.predict(x))
+    metrics = {"test_accuracy": m["accuracy"], "test_macro_f1": m["macro_f1"], "n_test": int(len(test))}
+    (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"model: {model_dir}\n" + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from helpers.evaluate import Predictor, format_prediction, latest_predictor, prediction_json
+    from helpers.frames import VideoError
+
+    _quiet_tensorflow()
+    try:
+        model_dir = Path(args.model) if args.model else latest_predictor()
+        if not args.model:
+            print(f"using the model of the latest run: {model_dir}", file=sys.stderr)
+        predictor = Predictor(model_dir)
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failures = 0
+    for video in args.videos:
+        try:
+            p = predictor.predict_file(video)
+        except VideoError as exc:
+            failures += 1
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        print(prediction_json(p) if args.json else format_prediction(p), flush=True)
+    return 1 if failures else 0
+
+
+def cmd_run(args) -> int:
+    from helpers.runner import run_series
+
+    _quiet_tensorflow()
+    out, results = run_series(args.profile, only=args.only, out=args.out, update_figures=args.update_figures,
+                              cell_timeout=args.cell_timeout)
+    for r in results:
+        print(f"{r.notebook:40s} {r.status:7s} {r.wall_s:7.1f}s  {len(r.metrics)} metrics")
+    failed = [r for r in results if r.status != "ok"]
+    print(f"executed notebooks: {out}\nfigures: {out / 'figures'}\nsummary: {out / 'summary.json'}")
+    if failed:
+        print(f"FAILED: {failed[0].notebook}: {failed[0].error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from helpers.bench import run_bench
+
+    _quiet_tensorflow()
+    return run_bench(args.profile, only=args.only)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``vgenre``."""
+    parser = argparse.ArgumentParser(prog="vgenre", description="Video genre classification with a "
+                                     "convolutional recurrent network (InceptionV3 features + LSTM + audio).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def profile_arg(p, default="default"):
+        p.add_argument("--profile", choices=PROFILE_NAMES, default=default, help=f"sizes to use (default: {default})")
+
+    p = sub.add_parser("synth", help="generate the synthetic genre clips (MP4, folder per genre, manifest.csv)")
+    profile_arg(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=None, help="data seed (default: the profile's)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("validate", help="probe video files or folders; list bad files and why (exit 1 if any)")
+    p.add_argument("paths", nargs="+", help="files or folders")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("curate", help="probe and split a folder-per-genre tree (or UCF101/HMDB51) into manifest.csv")
+    p.add_argument("root", help="folder with one subfolder per genre (or per dataset class)")
+    p.add_argument("--dataset", choices=["ucf101", "hmdb51"], help="map dataset classes to genres with data/*_genre_map.csv")
+    p.add_argument("--out", help="manifest path (default: ROOT/manifest.csv)")
+    p.add_argument("--seed", type=int, default=0, help="split seed")
+    p.set_defaults(func=cmd_curate)
+
+    p = sub.add_parser("features", help="extract per-clip InceptionV3 and audio features (cached, resumable)")
+    profile_arg(p)
+    p.add_argument("--manifest", help="manifest.csv (default: the profile's synthetic set)")
+    p.add_argument("--shard", help="i/n: this machine's share of the manifest")
+    p.add_argument("--weights", help="InceptionV3 weights file (else VGENRE_WEIGHTS, Keras' cache, download)")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("train", help="train one model on the cached features; write a model directory")
+    profile_arg(p)
+    from helpers.train import METHODS
+
+    p.add_argument("--method", choices=METHODS, default="late_fusion")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run folder (default: runs/<profile>)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="classify video files: genre, probabilities, timeline")
+    p.add_argument("videos", nargs="+", help="video files")
+    p.add_argument("--model", help="model directory (default: the latest run's)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("run", help="execute the notebook series with papermill")
+    profile_arg(p)
+    p.add_argument("--only", nargs="+", help="notebook numbers or names to run, e.g. 00 03")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/<profile>)")
+    p.add_argument("--update-figures", action="store_true", help="also refresh the committed figures/")
+    p.add_argument("--cell-timeout", type=int, help="seconds per cell (default: the profile's)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="measure speed as ratios within one run; last line is key=value pairs")
+    profile_arg(p, "smoke")
+    p.add_argument("--only", nargs="+", choices=["synth", "frames", "audio", "features"], help="entries to run")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``vgenre``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Evaluation and prediction: metrics, confusion matrices, reliability, timelines, new videos.
+
+Metrics come from scikit-learn; :class:`Predictor` turns any video file into a genre, six
+probabilities and a timeline of sliding 40-frame windows (what ``vgenre predict`` prints).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from helpers.config import GENRES, get_profile, runs_dir
+from helpers.frames import make_sequences
+
+
+def clip_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
+    """Accuracy, macro-F1, top-2 accuracy, the confusion matrix and a per-genre report."""
+    from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix, f1_score,
+                                 top_k_accuracy_score)
+
+    labels = list(range(len(GENRES)))
+    y_pred = np.asarray(probs).argmax(1)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "top2_accuracy": float(top_k_accuracy_score(y_true, probs, k=2, labels=labels)),
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels),
+        "report": classification_report(y_true, y_pred, labels=labels, target_names=list(GENRES),
+                                        output_dict=True, zero_division=0),
+    }
+
+
+def predictions_table(meta: list[dict], y_true: np.ndarray, probs: np.ndarray):
+    """One row per clip: path, true genre, predicted genre, confidence, correct (a DataFrame)."""
+    import pandas as pd
+
+    pred = probs.argmax(1)
+    return pd.DataFrame({
+        "path": [m.get("path", "") for m in meta], "group": [m.get("group", "") for m in meta],
+        "hard_case": [m.get("hard_case", "") for m in meta],
+        "genre": [GENRES[i] for i in y_true], "predicted": [GENRES[i] for i in pred],
+        "confidence": probs.max(1).round(3), "correct": pred == np.asarray(y_true),
+    })
+
+
+def reliability(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 5) -> dict:
+    """Reliability diagram data: per confidence bin, mean confidence and accuracy; plus the ECE."""
+    conf, correct = probs.max(1), (probs.argmax(1) == np.asarray(y_true)).astype(float)
+    edges = np.linspace(1 / len(GENRES), 1.0, n_bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, n_bins - 1)
+    rows = [(conf[which == b].mean(), correct[which == b].mean(), int((which == b).sum()))
+            for b in range(n_bins) if (which == b).any()]
+    ece = sum(n * abs(c - a) for c, a, n in rows) / max(1, len(conf))
+    return {"confidence": [r[0] for r in rows], "accuracy": [r[1] for r in rows], "count": [r[2] for r in rows],
+            "ece": float(ece)}
+
+
+def timeline(probs: np.ndarray, starts: np.ndarray, seq_len: int, fps: float, duration: float) -> list[dict]:
+    """Windows of a clip as ``{start, end, genre, confidence}`` dicts (times in seconds)."""
+    out = []
+    for p, s in zip(probs, starts):
+        start = s / fps
+        out.append({"start": round(float(start), 3), "end": round(float(min(duration, start + seq_len / fps)), 3),
+                    "genre": GENRES[int(p.argmax())], "confidence": round(float(p.max()), 4)})
+    return out
+
+
+def latest_predictor() -> Path:
+    """The newest ``models/predictor``-style model directory under ``runs/`` (for ``vgenre predict``)."""
+    candidates = sorted(runs_dir().glob("*/models/late_fusion_seed*/model.keras"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        candidates = sorted(runs_dir().glob("*/models/*/model.keras"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise FileNotFoundError(f"no trained model under {runs_dir()}; run `vgenre run --profile smoke` "
+                                "(or notebook 05) first, or pass --model DIR")
+    return candidates[-1].parent
+
+
+@dataclass
+class Prediction:
+    """What ``vgenre predict`` reports for one file."""
+
+    path: str
+    genre: str
+    probabilities: dict[str, float]
+    has_audio: bool
+    timeline: list[dict]
+    duration: float
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return dict(self.__dict__)
+
+
+class Predictor:
+    """Classify video files with a trained model directory.
+
+    Decodes and samples each file once, extracts pool and audio features with the backbone the
+    model was trained on, classifies sliding windows of ``seq_len`` frames (half-overlapping) and
+    averages them into the clip's probabilities. Clips shorter than one window are padded.
+    A clip without audio goes to the video branch alone (fusion models), and the note says so.
+    """
+
+    def __init__(self, model_dir: str | Path):
+        from helpers.backbone import Backbone, WeightsStatus, resolve_weights
+        from helpers.train import load_model_dir
+
+        self.model_dir = Path(model_dir)
+        self.trained = load_model_dir(self.model_dir)
+        cfg = self.trained.config
+        self.profile = get_profile(cfg.get("profile", "default"))
+        feats = cfg.get("features", {})
+        self.seq_len = int(cfg["seq_len"])
+        self.fps = float(cfg.get("fps", self.profile.sample_fps))
+        weights_id = feats.get("weights", "random-1234")
+        size = int(feats.get("input_size", self.profile.input_size))
+        if weights_id.startswith("random"):
+            status = WeightsStatus("random", None, weights_id, "random backbone, as in training")
+        else:
+            status = resolve_weights(self.profile)
+            if status.weights_id != weights_id:
+                raise RuntimeError(f"{self.model_dir}: trained on backbone weights {weights_id}, but the weights "
+                                   f"found now are {status.weights_id} ({status.path}); set VGENRE_WEIGHTS to the "
+                                   "file used in training")
+        self.backbone = Backbone(size, status, feats.get("precision", "float32"))
+        self.head = None
+        if cfg.get("feature") == "softmax":
+            import keras
+
+            self.head = keras.models.load_model(cfg["head"])
+        self.video_only = None
+        if cfg.get("components"):
+            self.video_only = load_model_dir(cfg["components"][0])
+
+    def predict_file(self, path: str | Path) -> Prediction:
+        """Classify one file; raises :class:`helpers.frames.VideoError` for a bad one."""
+        from helpers.features import clip_features, softmax_features
+
+        f = clip_features(path, self.backbone, self.profile)
+        video = softmax_features(self.head, f["pool"]) if self.head is not None else f["pool"]
+        stride = max(1, self.seq_len // 2)
+        vw, mask = make_sequences(video, self.seq_len, policy="sliding", stride=stride)
+        aw, _ = make_sequences(f["audio"], self.seq_len, policy="sliding", stride=stride)
+        tw, _ = make_sequences(f["thumbs"], self.seq_len, policy="sliding", stride=stride)
+        inputs = {"video": vw.astype(np.float32), "audio": aw.astype(np.float32), "mask": mask, "thumbs": tw}
+        model, note = self.trained, ""
+        if not f["has_audio"]:
+            if self.video_only is not None:
+                model, note = self.video_only, "no audio track: classified by the video branch alone"
+            elif self.trained.method in ("audio_only", "early_fusion"):
+                note = "no audio track: the model saw silence in place of audio"
+        probs = model.predict(inputs)
+        weights = mask.sum(1) / mask.sum()
+        clip = (probs * weights[:, None]).sum(0)
+        clip = clip / clip.sum()
+        times = f["timestamps"]
+        duration = float(times[-1] + 1.0 / self.fps) if len(times) else 0.0
+        starts = np.arange(len(vw)) * stride
+        return Prediction(str(path), GENRES[int(clip.argmax())],
+                          {g: round(float(p), 6) for g, p in zip(GENRES, clip)}, bool(f["has_audio"]),
+                          timeline(probs, starts, self.seq_len, self.fps, duration), round(duration, 3), note)
+
+
+def format_prediction(p: Prediction) -> str:
+    """Human-readable lines for one prediction."""
+    lines = [f"{p.path}: {p.genre} ({p.probabilities[p.genre]:.0%})" + (f"  [{p.note}]" if p.note else "")]
+    lines.append("  " + "  ".join(f"{g} {v:.2f}" for g, v in p.probabilities.items()))
+    lines.append("  timeline: " + ", ".join(f"{w['start']:.1f}-{w['end']:.1f}s {w['genre']}" for w in p.timeline))
+    return "\n".join(lines)
+
+
+def prediction_json(p: Prediction) -> str:
+    """One JSON line for one prediction."""
+    return json.dumps(p.as_dict())

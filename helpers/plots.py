@@ -1,0 +1,109 @@
+"""Figures of the series. Every figure is saved through :func:`save_fig`.
+
+``save_fig`` writes into the run's ``figures/`` folder; when ``make run`` sets
+``VGENRE_UPDATE_FIGURES=1`` it also refreshes the committed ``figures/`` the README shows.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from helpers.config import GENRES, figures_dir
+
+
+def save_fig(fig, name: str, *, dpi: int = 110) -> Path:
+    """Save *fig* as ``<name>.png`` in the run's figures folder (and README's ``figures/`` under make run)."""
+    from helpers.runner import current_run_dir
+
+    targets = [current_run_dir(os.environ.get("VGENRE_PROFILE", "default")) / "figures"]
+    if os.environ.get("VGENRE_UPDATE_FIGURES") == "1":
+        targets.append(figures_dir())
+    for folder in targets:
+        folder.mkdir(parents=True, exist_ok=True)
+        fig.savefig(folder / f"{name}.png", dpi=dpi, bbox_inches="tight")
+    return targets[0] / f"{name}.png"
+
+
+def show_image(img: np.ndarray, title: str = "", *, ax=None, width: float = 10.0):
+    """Show one RGB image (a contact sheet, a frame) without axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(width, width * img.shape[0] / img.shape[1] + 0.4))
+    ax.imshow(img)
+    ax.set_title(title)
+    ax.axis("off")
+    return ax.figure
+
+
+def plot_confusion(cm: np.ndarray, title: str = "confusion matrix", *, ax=None):
+    """A confusion matrix with genre names and counts (scikit-learn's display)."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 5))
+    ConfusionMatrixDisplay(cm, display_labels=[g[:7] for g in GENRES]).plot(ax=ax, colorbar=False, xticks_rotation=45)
+    ax.set_title(title)
+    return ax.figure
+
+
+def plot_history(log_csv: str | Path, title: str = "", *, ax=None):
+    """Training and validation loss and accuracy per epoch from a CSVLogger file."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    log = pd.read_csv(log_csv)
+    if ax is None:
+        _, ax = plt.subplots(1, 2, figsize=(10, 3.2))
+    for k in ("loss", "val_loss"):
+        ax[0].plot(log["epoch"] + 1, log[k], label=k)
+    for k in ("accuracy", "val_accuracy"):
+        ax[1].plot(log["epoch"] + 1, log[k], label=k)
+    ax[0].set(xlabel="epoch", title=f"{title} loss")
+    ax[1].set(xlabel="epoch", title=f"{title} accuracy", ylim=(0, 1.02))
+    for a in ax:
+        a.legend()
+    return ax[0].figure
+
+
+def plot_reliability(rel: dict, title: str = "reliability", *, ax=None):
+    """Accuracy against confidence per bin; the diagonal is a perfectly calibrated model."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.plot(rel["confidence"], rel["accuracy"], "o-")
+    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02),
+           title=f"{title} (ECE {rel['ece']:.3f})")
+    return ax.figure
+
+
+def plot_timeline(windows: list[dict], title: str = "", *, ax=None):
+    """Coloured bars, one per window, labelled with the predicted genre."""
+    import matplotlib.pyplot as plt
+
+    colours = dict(zip(GENRES, plt.cm.tab10.colors))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 1.4))
+    for k, w in enumerate(windows):
+        ax.barh(k % 2, w["end"] - w["start"], left=w["start"], color=colours[w["genre"]], edgecolor="k")
+        ax.text((w["start"] + w["end"]) / 2, k % 2, w["genre"][:7], ha="center", va="center", fontsize=8)
+    ax.set(xlabel="time (s)", yticks=[], title=title)
+    return ax.figure
+
+
+def plot_spectrogram(S_db: np.ndarray, sr: int, hop_length: int, title: str = "", *, ax=None):
+    """A log-mel (or any) spectrogram in dB against time."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3))
+    im = ax.imshow(S_db, origin="lower", aspect="auto", cmap="magma",
+                   extent=[0, S_db.shape[1] * hop_length / sr, 0, S_db.shape[0]])
+    ax.set(xlabel="time (s)", ylabel="band", title=title)
+    ax.figure.colorbar(im, ax=ax, label="dB")
+    return ax.figure

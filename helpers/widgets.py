@@ -1,0 +1,98 @@
+"""ipywidgets explorers for the notebooks: a flipbook, the fps quiz, a spectrogram explorer.
+
+They need a live Jupyter kernel to react; under papermill they render once and do nothing more,
+so every notebook also computes the same numbers without them.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from helpers.config import GENRES
+
+
+def _png(img: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def flipbook(frames: np.ndarray, fps: float = 4.0, *, description: str = ""):
+    """A player that shows *frames* one after another at *fps*, with a slider to step by hand."""
+    import ipywidgets as widgets
+
+    pngs = [_png(f) for f in frames]
+    image = widgets.Image(value=pngs[0], format="png", width=min(480, frames.shape[2] * 2))
+    play = widgets.Play(value=0, min=0, max=len(pngs) - 1, interval=int(1000 / fps), description=description)
+    slider = widgets.IntSlider(value=0, min=0, max=len(pngs) - 1, description="frame")
+    widgets.jslink((play, "value"), (slider, "value"))
+    slider.observe(lambda change: setattr(image, "value", pngs[change["new"]]), names="value")
+    return widgets.VBox([widgets.Label(description), widgets.HBox([play, slider]), image])
+
+
+def fps_flipbooks(clip_frames: dict[float, np.ndarray]):
+    """Side-by-side flipbooks of one clip sampled at several rates (the paper's human test)."""
+    import ipywidgets as widgets
+
+    return widgets.HBox([flipbook(f, fps, description=f"{fps:g} fps") for fps, f in clip_frames.items()])
+
+
+def genre_quiz(clips: list[tuple[np.ndarray, str]], fps: float = 4.0):
+    """Guess-the-genre mode: a flipbook per clip, buttons for the six genres, a running score."""
+    import ipywidgets as widgets
+
+    state = {"i": 0, "right": 0}
+    out = widgets.Output()
+    score = widgets.Label()
+    buttons = [widgets.Button(description=g) for g in GENRES]
+
+    def show():
+        out.clear_output()
+        with out:
+            from IPython.display import display
+
+            if state["i"] < len(clips):
+                display(flipbook(clips[state["i"]][0], fps, description=f"clip {state['i'] + 1} of {len(clips)}"))
+        score.value = f"score: {state['right']} / {state['i']}"
+
+    def answer(button):
+        if state["i"] >= len(clips):
+            return
+        truth = clips[state["i"]][1]
+        state["right"] += button.description == truth
+        state["i"] += 1
+        show()
+        score.value += f"   (last clip was {truth})"
+
+    for b in buttons:
+        b.on_click(answer)
+    show()
+    return widgets.VBox([widgets.HBox(buttons), score, out])
+
+
+def spectrogram_explorer(y: np.ndarray, sr: int):
+    """Sliders for n_fft, hop length and n_mels that redraw the log-mel spectrogram; a player to listen."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import Audio, display
+
+    from helpers.audio import log_mel_spectrogram
+
+    def draw(n_fft: int, hop_length: int, n_mels: int):
+        S = log_mel_spectrogram(y, sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+        fig, ax = plt.subplots(figsize=(8, 3))
+        ax.imshow(S, origin="lower", aspect="auto", cmap="magma",
+                  extent=[0, len(y) / sr, 0, n_mels])
+        ax.set(xlabel="time (s)", ylabel="mel band", title=f"n_fft={n_fft} hop={hop_length} n_mels={n_mels}: "
+                                                              f"{S.shape[1]} columns")
+        plt.show()
+
+    controls = widgets.interactive(
+        draw, n_fft=widgets.SelectionSlider(options=[256, 512, 1024, 2048, 4096], value=2048),
+        hop_length=widgets.SelectionSlider(options=[128, 256, 512, 1024], value=512),
+        n_mels=widgets.SelectionSlider(options=[16, 32, 64, 128], value=64))
+    display(Audio(y, rate=sr))
+    return controls
