@@ -27,8 +27,8 @@ KERNEL_NAME = "vgenre"
 
 
 def notebooks_dir() -> Path:
-    """The folder of the numbered notebooks."""
-    return repo_root() / "notebooks"
+    """The folder of the numbered notebooks (``VGENRE_NOTEBOOKS_DIR`` overrides)."""
+    return Path(os.environ.get("VGENRE_NOTEBOOKS_DIR", repo_root() / "notebooks"))
 
 
 def list_notebooks(only: list[str] | None = None) -> list[Path]:

@@ -77,22 +77,32 @@ def spectrogram_explorer(y: np.ndarray, sr: int):
     """Sliders for n_fft, hop length and n_mels that redraw the log-mel spectrogram; a player to listen."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-    from IPython.display import Audio, display
+    from IPython.display import Audio
 
     from helpers.audio import log_mel_spectrogram
 
-    def draw(n_fft: int, hop_length: int, n_mels: int):
+    def render(n_fft: int, hop_length: int, n_mels: int) -> bytes:
         S = log_mel_spectrogram(y, sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
         fig, ax = plt.subplots(figsize=(8, 3))
-        ax.imshow(S, origin="lower", aspect="auto", cmap="magma",
-                  extent=[0, len(y) / sr, 0, n_mels])
-        ax.set(xlabel="time (s)", ylabel="mel band", title=f"n_fft={n_fft} hop={hop_length} n_mels={n_mels}: "
-                                                              f"{S.shape[1]} columns")
-        plt.show()
+        ax.imshow(S, origin="lower", aspect="auto", cmap="magma", extent=[0, len(y) / sr, 0, n_mels])
+        ax.set(xlabel="time (s)", ylabel="mel band",
+               title=f"n_fft={n_fft} hop={hop_length} n_mels={n_mels}: {S.shape[1]} columns")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+        plt.close(fig)
+        return buf.getvalue()
 
-    controls = widgets.interactive(
-        draw, n_fft=widgets.SelectionSlider(options=[256, 512, 1024, 2048, 4096], value=2048),
-        hop_length=widgets.SelectionSlider(options=[128, 256, 512, 1024], value=512),
-        n_mels=widgets.SelectionSlider(options=[16, 32, 64, 128], value=64))
-    display(Audio(y, rate=sr))
-    return controls
+    sliders = {
+        "n_fft": widgets.SelectionSlider(options=[256, 512, 1024, 2048, 4096], value=2048, description="n_fft"),
+        "hop_length": widgets.SelectionSlider(options=[128, 256, 512, 1024], value=512, description="hop"),
+        "n_mels": widgets.SelectionSlider(options=[16, 32, 64, 128], value=64, description="n_mels"),
+    }
+    image = widgets.Image(value=render(2048, 512, 64), format="png")
+
+    def redraw(_change=None):
+        image.value = render(**{k: w.value for k, w in sliders.items()})
+
+    for w in sliders.values():
+        w.observe(redraw, names="value")
+    player = widgets.HTML(Audio(y, rate=sr)._repr_html_())
+    return widgets.VBox([widgets.HBox(list(sliders.values())), image, player])

@@ -1,0 +1,56 @@
+"""Shared fixtures. Tests run offline, in the smoke profile, with data and runs in temporary folders."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["VGENRE_OFFLINE"] = "1"  # never try to download weights in tests
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def session_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Data and runs folders shared by the whole session (the smoke set is generated once)."""
+    root = tmp_path_factory.mktemp("vgenre")
+    dirs = {"data": root / "data", "runs": root / "runs", "figures": root / "figures"}
+    for key, path in dirs.items():
+        path.mkdir()
+        os.environ[f"VGENRE_{key.upper()}_DIR"] = str(path)
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def smoke_manifest(session_dirs) -> Path:
+    """The smoke synthetic set, probed and split."""
+    from helpers.pipeline import ensure_dataset
+
+    return ensure_dataset("smoke", progress=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(session_dirs, smoke_manifest) -> Path:
+    """The whole notebook series executed once in the smoke profile (as `vgenre run --profile smoke`)."""
+    from helpers.runner import run_series
+
+    out, results = run_series("smoke")
+    return out
+
+
+def write_clip(path: Path, *, seconds: float = 1.0, fps: float = 24.0, size=(64, 80), audio_rate: int | None = 22050,
+               channels: int = 1, genre: str = "Action") -> Path:
+    """A small real MP4 made with the project's own writer."""
+    from helpers.config import get_profile
+    from helpers.synth import make_film, render_audio, render_frames, write_video
+
+    prof = get_profile("smoke", clip_seconds=seconds, source_fps=fps, frame_size=size,
+                       audio_rate=audio_rate or 22050)
+    film = make_film(genre, 0)
+    frames, flashes = render_frames(film, 0, prof)
+    audio = None
+    if audio_rate:
+        mono = render_audio(film, 0, prof, flashes)
+        audio = np.stack([mono, mono[::-1]]) if channels == 2 else mono
+    return write_video(path, frames, fps, audio, audio_rate or 22050)

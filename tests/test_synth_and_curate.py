@@ -1,0 +1,160 @@
+"""Synthetic clips, curation of folder trees and datasets, the grouped split, `vgenre validate`."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import write_clip
+from helpers.config import GENRES, get_profile
+from helpers.curate import (GroupedSplit, assign_split, manifest_from_dataset, manifest_from_tree, probe_video,
+                            read_manifest, validate_paths)
+from helpers.synth import HARD_CASES, make_film, render_audio, render_frames
+
+
+def test_rendering_is_deterministic():
+    prof = get_profile("smoke")
+    a, fa = render_frames(make_film("Horror", 1, seed=3), 0, prof)
+    b, fb = render_frames(make_film("Horror", 1, seed=3), 0, prof)
+    assert np.array_equal(a, b) and fa == fb
+    c, _ = render_frames(make_film("Horror", 1, seed=4), 0, prof)
+    assert not np.array_equal(a, c)
+
+
+def test_confusable_pairs_share_single_frame_brightness():
+    prof = get_profile("smoke")
+    # a typical single frame: the median frame brightness (Horror's flashes are rare, temporal events)
+    mean = {g: np.mean([np.median(render_frames(make_film(g, k), 0, prof)[0].mean(axis=(1, 2, 3))) for k in range(4)])
+            for g in GENRES}
+    assert abs(mean["Horror"] - mean["ScienceFiction"]) < 12 and max(mean["Horror"], mean["ScienceFiction"]) < 70
+    assert abs(mean["Action"] - mean["Sports"]) < 25
+    assert mean["Animation"] > mean["Horror"] + 60
+
+
+def test_audio_is_normalised_and_genre_specific():
+    prof = get_profile("smoke")
+    drone = render_audio(make_film("Horror", 0), 0, prof, [1.0])
+    pads = render_audio(make_film("ScienceFiction", 0), 0, prof, [])
+    assert drone.dtype == np.float32 and np.abs(drone).max() <= 0.81
+    centroid = lambda y: (np.abs(np.fft.rfft(y)) ** 2 * np.arange(len(y) // 2 + 1)).sum() / (np.abs(np.fft.rfft(y)) ** 2).sum()
+    assert centroid(pads) > centroid(drone)
+
+
+def test_smoke_set_is_real_h264_aac(smoke_manifest):
+    rows = read_manifest(smoke_manifest)
+    prof = get_profile("smoke")
+    assert len(rows) == prof.n_clips + 2 * max(1, prof.films_per_genre // 4)
+    with av.open(str(Path(rows[0]["_root"]) / rows[0]["path"])) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        assert c.streams.audio[0].codec_context.name == "aac"
+    assert {r["genre"] for r in rows} == set(GENRES)
+    assert {r["hard_case"] for r in rows if r["split"] == "hard"} == set(HARD_CASES)
+    assert all(r["status"] == "ok" for r in rows)
+
+
+def test_grouped_split_keeps_films_on_one_side(smoke_manifest):
+    df = pd.DataFrame(read_manifest(smoke_manifest))
+    df = df[df.split != "hard"]
+    assert df.groupby("group").split.nunique().max() == 1
+    for part in ("train", "val", "test"):
+        assert set(df[df.split == part].genre) == set(GENRES)
+
+
+def test_grouped_split_ratios_and_seed():
+    y = np.repeat(np.arange(6), 40)
+    groups = np.array([f"{g}_{i // 2}" for g, i in zip(y, np.tile(np.arange(40), 6))])
+    tr, va, te = GroupedSplit(0.1, 0.1, random_state=0).split(np.zeros(len(y)), y, groups)
+    assert len(tr) + len(va) + len(te) == len(y)
+    assert set(groups[tr]).isdisjoint(groups[te]) and set(groups[va]).isdisjoint(groups[te])
+    assert 0.05 < len(te) / len(y) < 0.15 and 0.05 < len(va) / len(y) < 0.15
+    again = GroupedSplit(0.1, 0.1, random_state=0).split(np.zeros(len(y)), y, groups)
+    assert all(np.array_equal(a, b) for a, b in zip((tr, va, te), again))
+    other = GroupedSplit(0.1, 0.1, random_state=1).split(np.zeros(len(y)), y, groups)
+    assert not np.array_equal(te, other[2])
+
+
+def test_grouped_split_refuses_a_genre_with_one_group():
+    y = np.array([0, 0, 1, 1, 1, 1])
+    with pytest.raises(ValueError, match="only 1 group"):
+        GroupedSplit(0.3, 0.0).split(np.zeros(6), y, np.array(["a", "a", "b", "c", "d", "e"]))
+
+
+@pytest.fixture()
+def bad_tree(tmp_path) -> Path:
+    """A folder-per-genre tree with one good clip and every kind of bad input."""
+    root = tmp_path / "tree"
+    good = write_clip(root / "Action" / "good clip é.mp4")
+    (root / "Action" / "empty.mp4").write_bytes(b"")
+    (root / "Horror").mkdir(parents=True)
+    (root / "Horror" / "notes.mp4").write_text("not a video at all")
+    data = good.read_bytes()
+    (root / "Horror" / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    write_clip(root / "Romance" / "silent.mp4", audio_rate=None)
+    (root / "NotAGenre").mkdir()
+    write_clip(root / "NotAGenre" / "ignored.mp4")
+    return root
+
+
+def test_probe_reports_every_bad_input(bad_tree):
+    rows = {Path(r["path"]).name: r for r in manifest_from_tree(bad_tree)}
+    assert rows["good clip é.mp4"]["status"] == "ok" and rows["good clip é.mp4"]["has_audio"]
+    assert rows["empty.mp4"]["status"] == "bad: empty file (0 bytes)"
+    assert rows["notes.mp4"]["status"].startswith("bad: not a readable video")
+    assert rows["truncated.mp4"]["status"].startswith("bad:")
+    assert rows["silent.mp4"]["status"] == "ok" and not rows["silent.mp4"]["has_audio"]
+    assert "ignored.mp4" not in rows
+
+
+def test_unreadable_folder_is_recorded(bad_tree, monkeypatch):
+    locked = bad_tree / "Sports"
+    locked.mkdir()
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    rows = manifest_from_tree(bad_tree)
+    assert any(r["path"] == str(locked) and "permission denied" in r["status"] for r in rows)
+
+
+def test_assign_split_excludes_bad_files_and_keeps_hard_cases():
+    rows = [{"path": f"{g}/{k}.mp4", "genre": g, "group": f"{g}{k // 2}", "status": "ok", "split": ""}
+            for g in GENRES for k in range(6)]
+    rows.append({"path": "Action/broken.mp4", "genre": "Action", "group": "x", "status": "bad: empty file (0 bytes)",
+                 "split": ""})
+    rows.append({"path": "hard/h.mp4", "genre": "Horror", "group": "h", "status": "ok", "split": "hard"})
+    assign_split(rows, random_state=0)
+    assert rows[-2]["split"] == "excluded" and rows[-1]["split"] == "hard"
+    assert {r["split"] for r in rows[:-2]} == {"train", "val", "test"}
+
+
+def test_ucf101_curation_maps_classes_and_groups(tmp_path):
+    root = tmp_path / "UCF101"
+    for cls, g in (("Punch", 1), ("Punch", 2), ("Basketball", 1), ("ApplyEyeMakeup", 1)):
+        write_clip(root / cls / f"v_{cls}_g{g:02d}_c01.avi".replace(".avi", ".mp4"))
+    rows = manifest_from_dataset(root, "ucf101")
+    by_name = {Path(r["path"]).name: r for r in rows}
+    assert by_name["v_Punch_g01_c01.mp4"]["genre"] == "Action"
+    assert by_name["v_Basketball_g01_c01.mp4"]["genre"] == "Sports"
+    assert not any("ApplyEyeMakeup" in n for n in by_name)
+    assert by_name["v_Punch_g01_c01.mp4"]["group"] != by_name["v_Punch_g02_c01.mp4"]["group"]
+
+
+def test_validate_command_exit_codes(bad_tree, tmp_path):
+    bad = subprocess.run([sys.executable, "-m", "helpers", "validate", str(bad_tree)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr + bad.stdout
+    assert "empty.mp4" in bad.stdout and "truncated.mp4" in bad.stdout and "notes.mp4" in bad.stdout
+    good_dir = tmp_path / "only_good"
+    write_clip(good_dir / "a.mp4")
+    ok = subprocess.run([sys.executable, "-m", "helpers", "validate", str(good_dir)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    missing = validate_paths([tmp_path / "nope.mp4"])
+    assert missing[0]["status"] == "bad: file not found"
