@@ -1,0 +1,86 @@
+"""Audio extraction, mel scales, MFCC step by step against librosa, frame alignment, bad inputs."""
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import write_clip
+from helpers.audio import (AudioError, extract_wav, frame_audio_features, hz_to_mel, load_audio, load_audio_info,
+                           mel_filterbank, mel_to_hz, mfcc, mfcc_steps)
+
+
+def test_htk_and_slaney_known_values():
+    assert hz_to_mel(700.0, htk=True) == pytest.approx(2595 * np.log10(2))
+    assert hz_to_mel(1000.0, htk=True) == pytest.approx(999.99, abs=0.02)
+    assert hz_to_mel(1000.0) == pytest.approx(15.0)
+    assert hz_to_mel(200.0 / 3) == pytest.approx(1.0)
+    f = np.linspace(0, 11025, 50)
+    for htk in (True, False):
+        assert np.allclose(hz_to_mel(f, htk=htk), librosa.hz_to_mel(f, htk=htk))
+        assert np.allclose(mel_to_hz(hz_to_mel(f, htk=htk), htk=htk), f)
+
+
+@pytest.mark.parametrize("htk", [True, False])
+def test_filterbank_matches_librosa(htk):
+    ours = mel_filterbank(22050, 1024, 40, htk=htk)
+    assert np.allclose(ours, librosa.filters.mel(sr=22050, n_fft=1024, n_mels=40, htk=htk), atol=1e-7)
+
+
+@pytest.mark.parametrize("htk", [True, False])
+def test_mfcc_steps_match_librosa(htk):
+    rng = np.random.default_rng(0)
+    t = np.arange(22050) / 22050
+    y = (0.5 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.normal(size=t.size)).astype(np.float32)
+    steps = mfcc_steps(y, 22050, n_mfcc=13, n_fft=1024, hop_length=256, n_mels=40, htk=htk)
+    reference = librosa.feature.mfcc(y=y, sr=22050, n_mfcc=13, n_fft=1024, hop_length=256, n_mels=40, htk=htk)
+    assert steps["mfcc"].shape == reference.shape
+    assert np.abs(steps["mfcc"] - reference).max() < 1e-3  # dB; float32 against float64 arithmetic
+    assert np.allclose(mfcc(y, 22050, n_mfcc=13, n_fft=1024, hop_length=256, n_mels=40, htk=htk), reference, atol=1e-4)
+
+
+@pytest.mark.parametrize("rate, channels", [(44100, 1), (48000, 2), (22050, 1)])
+def test_load_audio_mono_at_requested_rate(tmp_path, rate, channels):
+    path = write_clip(tmp_path / f"a_{rate}_{channels}.mp4", seconds=1.0, audio_rate=rate, channels=channels)
+    info = load_audio_info(path)
+    assert info["sample_rate"] == rate and info["channels"] == channels
+    y = load_audio(path, sr=16000)
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert abs(len(y) - 16000) < 0.08 * 16000  # AAC adds priming samples at the edges
+
+
+def test_clip_without_audio_gives_none_and_a_flag(tmp_path):
+    path = write_clip(tmp_path / "silent.mp4", audio_rate=None)
+    assert load_audio(path) is None
+    feats, has_audio = frame_audio_features(None, 22050, np.arange(4) / 4, 4.0, n_mels=16)
+    assert feats.shape == (4, 16) and not has_audio and not feats.any()
+    with pytest.raises(AudioError, match="no audio track"):
+        extract_wav(path, tmp_path / "out.wav")
+
+
+def test_extract_wav_with_registry_ffmpeg(tmp_path):
+    path = write_clip(tmp_path / "a.mp4", seconds=1.0, audio_rate=44100)
+    wav = extract_wav(path, tmp_path / "a.wav", sr=22050)
+    y, sr = sf.read(wav)
+    assert sr == 22050 and y.ndim == 1 and abs(len(y) - 22050) < 2000
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_aligned_features_one_vector_per_frame():
+    sr, fps = 22050, 4.0
+    y = np.concatenate([np.zeros(sr), 0.5 * np.sin(2 * np.pi * 1000 * np.arange(sr) / sr)]).astype(np.float32)
+    times = np.arange(8) / fps
+    feats, has_audio = frame_audio_features(y, sr, times, fps, n_mels=32)
+    assert feats.shape == (8, 32) and has_audio
+    assert feats[6].max() > feats[1].max() + 40  # the tone starts at 1 s
+    assert np.argmax(feats[6]) == np.argmax(feats[7])  # and stays in one mel band
+
+
+@pytest.mark.parametrize("content, reason", [(b"", "empty"), (b"garbage", "not a readable media file")])
+def test_bad_inputs_name_the_file(tmp_path, content, reason):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(content)
+    with pytest.raises(AudioError, match=reason) as err:
+        load_audio(path)
+    assert str(path) in str(err.value)

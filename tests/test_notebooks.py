@@ -1,0 +1,84 @@
+"""The whole series executed in the smoke profile, and the metrics each notebook recorded."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers.train import METHODS
+
+pytestmark = pytest.mark.notebooks
+
+
+@pytest.fixture(scope="module")
+def summary(smoke_run):
+    return json.loads((smoke_run / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def metrics(summary):
+    return {nb["notebook"][:2]: nb["metrics"] for nb in summary["notebooks"]}
+
+
+def test_every_notebook_runs_top_to_bottom(summary, smoke_run):
+    assert summary["profile"] == "smoke"
+    assert len(summary["notebooks"]) == 8
+    failed = [(nb["notebook"], nb["error"]) for nb in summary["notebooks"] if nb["status"] != "ok"]
+    assert not failed
+    for nb in summary["notebooks"]:
+        assert (smoke_run / nb["notebook"]).exists() and nb["wall_s"] > 0
+
+
+def test_setup_reports_environment(metrics):
+    assert metrics["00"]["weights_source"] == "random"  # tests are offline
+    assert metrics["00"]["n_cpus"] >= 1 and metrics["00"]["tensorflow_version"].startswith("2.")
+
+
+def test_curation_finds_bad_files_and_splits_by_film(metrics):
+    m = metrics["01"]
+    assert m["bad_files_detected"] == 3  # empty, text, truncated; the silent clip is not bad
+    assert m["films_split_across_sides"] == 0
+    assert 0 <= m["leakage_grouped_split_acc"] <= 1 and 0 <= m["leakage_random_split_acc"] <= 1
+
+
+def test_frame_rate_experiment(metrics):
+    m = metrics["02"]
+    assert m["flashes_caught_at_4fps"] >= m["flashes_caught_at_1fps"]
+    assert m["flashes_caught_at_4fps"] == 1.0
+    assert {"fps_acc_1", "fps_acc_2", "fps_acc_4"} <= set(m)
+
+
+def test_mfcc_steps_agree_with_librosa(metrics):
+    assert metrics["03"]["mfcc_max_abs_diff"] < 1e-2
+
+
+def test_transfer_learning_head_learns(metrics):
+    assert metrics["04"]["head_frame_test_acc"] > 1 / 6 + 0.1
+    assert metrics["04"]["pretrained"] is False
+
+
+def test_results_table_is_complete_and_smoke_pipeline_is_accurate(metrics):
+    m = metrics["05"]
+    for method in METHODS:
+        assert 0 <= m[f"test_acc_{method}"] <= 1 and 0 <= m[f"test_f1_{method}"] <= 1
+    assert m["lstm_equations_max_abs_diff"] < 1e-5
+    assert max(m["test_acc_late_fusion"], m["test_acc_early_fusion"]) >= 0.6  # chance is 1/6
+
+
+def test_error_analysis_measures(metrics):
+    m = metrics["06"]
+    for key in ("brightness_1_acc_lstm_pool", "fps_4_acc_lstm_pool", "hard_acc_late_fusion", "ece_lstm_pool",
+                "random_split_acc_lstm_pool", "grouped_split_acc_lstm_pool"):
+        assert 0 <= m[key] <= 1
+
+
+def test_classify_your_own_video(metrics):
+    m = metrics["07"]
+    assert m["n_windows"] >= 3 and m["silent_short_windows"] == 1
+    assert m["predicted_genre"] in ("Action", "Animation", "Horror", "Romance", "Sports", "ScienceFiction")
+
+
+def test_figures_are_saved_in_the_run(smoke_run):
+    names = {p.stem for p in (smoke_run / "figures").glob("*.png")}
+    assert {"00_profiles", "01_contact_sheets", "02_fps_tradeoff", "03_mfcc_steps", "04_tsne", "05_results",
+            "06_confusion", "07_prediction"} <= names

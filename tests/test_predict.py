@@ -1,0 +1,77 @@
+"""`vgenre predict`: good files, short clips, clips without audio, bad files, the JSON schema."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import write_clip
+from helpers.config import GENRES, get_profile
+from helpers.synth import make_film, render_audio, render_frames, write_video
+
+pytestmark = pytest.mark.notebooks
+
+
+@pytest.fixture(scope="module")
+def model_dir(smoke_run):
+    return smoke_run / "models" / "late_fusion_seed0"
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("predict")
+    prof = get_profile("smoke")
+    film = make_film("Romance", 7)
+    frames, flashes = render_frames(film, 0, prof)
+    good = write_video(d / "good clip.mp4", frames, prof.source_fps, render_audio(film, 0, prof, flashes), prof.audio_rate)
+    short = write_clip(d / "short.mp4", seconds=1.5, genre="Sports")
+    silent = write_clip(d / "silent.mp4", seconds=3.0, audio_rate=None, genre="Animation")
+    (d / "empty.mp4").write_bytes(b"")
+    (d / "text.mp4").write_text("not a video")
+    return {"good": good, "short": short, "silent": silent, "empty": d / "empty.mp4", "text": d / "text.mp4"}
+
+
+def vgenre(*args):
+    return subprocess.run([sys.executable, "-m", "helpers", *map(str, args)], capture_output=True, text=True)
+
+
+def test_predict_prints_genre_probabilities_and_timeline(model_dir, videos):
+    out = vgenre("predict", videos["good"], "--model", model_dir)
+    assert out.returncode == 0, out.stderr
+    assert str(videos["good"]) in out.stdout and "timeline:" in out.stdout
+    assert any(g in out.stdout.splitlines()[0] for g in GENRES)
+
+
+def test_json_schema_and_bad_files(model_dir, videos):
+    files = [videos[k] for k in ("good", "empty", "short", "text", "silent")]
+    out = vgenre("predict", *files, "--model", model_dir, "--json")
+    assert out.returncode == 1  # some files were bad
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["path"] for r in lines] == [str(videos[k]) for k in ("good", "short", "silent")]
+    for r in lines:
+        assert r["genre"] in GENRES and set(r["probabilities"]) == set(GENRES)
+        assert abs(sum(r["probabilities"].values()) - 1) < 1e-4
+        assert r["genre"] == max(r["probabilities"], key=r["probabilities"].get)
+        assert r["timeline"] and all({"start", "end", "genre"} <= set(w) for w in r["timeline"])
+        assert all(w["start"] < w["end"] for w in r["timeline"])
+    good, short, silent = lines
+    assert good["has_audio"] and not silent["has_audio"]
+    assert "video branch alone" in silent["note"]
+    assert len(short["timeline"]) == 1 and short["timeline"][0]["end"] <= 1.6
+    err = out.stderr
+    assert f"{videos['empty']}: file is empty" in err and f"{videos['text']}: not a readable video" in err
+    assert "Traceback" not in err
+
+
+def test_predict_without_model_uses_latest_run(model_dir, videos):
+    out = vgenre("predict", videos["short"])
+    assert out.returncode == 0, out.stderr
+    assert "using the model of the latest run" in out.stderr and "models" in out.stderr
+
+
+def test_missing_model_directory_is_a_clear_error(tmp_path, videos):
+    out = vgenre("predict", videos["good"], "--model", tmp_path)
+    assert out.returncode == 2 and "not a model directory" in out.stderr
