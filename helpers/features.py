@@ -163,27 +163,58 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
     if not todo:
         return records
     bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress)
-    frames_done, start = 0, time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next clip while the network runs
+    start, bs = time.perf_counter(), prof.batch_size
+    done = {"frames": 0}
+    queue: list[list] = []  # [clip entry, its frames not yet through the network], in clip order
+
+    def write(entry: dict) -> None:
+        d, rec = entry["decoded"], entry["rec"]
+        save_atomic(Path(rec["file"]), pool=np.concatenate(entry["out"]).astype(np.float32), audio=d.audio,
+                    timestamps=d.timestamps, has_audio=np.bool_(d.has_audio), thumbs=d.thumbs,
+                    settings=json.dumps(settings))
+        rec["status"] = "written"
+        done["frames"] += len(d.frames)
+        bar.update(1)
+        bar.set_postfix(frames_per_s=f"{done['frames'] / (time.perf_counter() - start):.0f}")
+
+    def run_batches(final: bool) -> None:
+        """Full batches of frames across clip boundaries, so every forward pass is full."""
+        while queue and (final or sum(len(f) for _, f in queue) >= bs):
+            take, owners, need = [], [], bs
+            while need and queue:
+                entry, frames = queue[0]
+                part = frames[:need]
+                take.append(part)
+                owners.append((entry, len(part)))
+                if len(part) == len(frames):
+                    queue.pop(0)
+                else:
+                    queue[0][1] = frames[len(part):]
+                need -= len(part)
+            feats = backbone.pool_features(np.concatenate(take), bs)
+            offset = 0
+            for entry, n in owners:
+                entry["out"].append(feats[offset:offset + n])
+                offset += n
+                if sum(len(o) for o in entry["out"]) == len(entry["decoded"].frames):
+                    write(entry)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next clips while the network runs
         futures = [pool.submit(decode_clip, Path(r["path"]), prof, backbone.input_size) for r in todo[:2]]
         for i, rec in enumerate(todo):
             if i + 2 < len(todo):
                 futures.append(pool.submit(decode_clip, Path(todo[i + 2]["path"]), prof, backbone.input_size))
             try:
                 d = futures[i].result()
-                futures[i] = None
             except VideoError as exc:
                 rec["status"] = f"bad: {exc}"
                 bar.update(1)
                 continue
-            pool_feats = backbone.pool_features(d.frames, prof.batch_size)
-            save_atomic(Path(rec["file"]), pool=pool_feats.astype(np.float32), audio=d.audio,
-                        timestamps=d.timestamps, has_audio=np.bool_(d.has_audio), thumbs=d.thumbs,
-                        settings=json.dumps(settings))
-            rec["status"] = "written"
-            frames_done += len(d.frames)
-            bar.update(1)
-            bar.set_postfix(frames_per_s=f"{frames_done / (time.perf_counter() - start):.0f}")
+            finally:
+                futures[i] = None
+            queue.append([{"rec": rec, "decoded": d, "out": []}, d.frames])
+            run_batches(final=False)
+        run_batches(final=True)
     bar.close()
     return records
 

@@ -68,3 +68,33 @@ def test_bench_prints_ratios_last(tmp_path):
     last = dict(kv.split("=") for kv in proc.stdout.strip().splitlines()[-1].split())
     assert {"logmel_realtime_x", "sample_720p_realtime_x", "multi_request_cost_x", "peak_rss_mb"} <= set(last)
     assert float(last["logmel_realtime_x"]) > 0
+
+
+def vgenre(*args):
+    return subprocess.run([sys.executable, "-m", "helpers", *map(str, args)], capture_output=True, text=True)
+
+
+def test_synth_command_writes_clips_and_a_split_manifest(tmp_path):
+    import pandas as pd
+
+    proc = vgenre("synth", "--profile", "smoke", "--out", tmp_path / "s", "--seed", "5")
+    assert proc.returncode == 0, proc.stderr
+    manifest = pd.read_csv(tmp_path / "s" / "manifest.csv", keep_default_na=False)
+    assert set(manifest.split) == {"train", "val", "test", "hard"} and (manifest.status == "ok").all()
+    assert all((tmp_path / "s" / p).exists() for p in manifest.path)
+
+
+def test_features_and_train_commands(smoke_manifest, tmp_path):
+    first = vgenre("features", "--profile", "smoke", "--shard", "0/2")
+    second = vgenre("features", "--profile", "smoke", "--shard", "1/2")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    counts = [dict(kv.split("=") for kv in p.stdout.split()) for p in (first, second)]
+    total = sum(int(c["written"]) + int(c["cached"]) for c in counts)
+    assert total == len([line for line in smoke_manifest.read_text().splitlines()[1:] if line])
+    assert "RANDOMLY INITIALISED" in first.stderr
+    trained = vgenre("train", "--profile", "smoke", "--method", "lstm_pool", "--out", tmp_path / "run")
+    assert trained.returncode == 0, trained.stderr
+    assert "test_accuracy=" in trained.stdout
+    model_dir = tmp_path / "run" / "models" / "lstm_pool_seed0"
+    assert json.loads((model_dir / "metrics.json").read_text())["n_test"] > 0
+    assert {"model.keras", "labels.json", "config.json", "log.csv"} <= {p.name for p in model_dir.iterdir()}
