@@ -33,7 +33,7 @@ from helpers.config import Profile, data_dir, get_profile
 from helpers.curate import clip_path
 from helpers.frames import VideoError, sample_frames
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3  # bump whenever decoding or resizing changes the features
 THUMB_SIZE = 32
 
 

@@ -49,6 +49,15 @@ def _rotate(img: np.ndarray, degrees: float) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, k=turns))
 
 
+def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
+    """Convert (and resize, in the same swscale pass) a decoded frame to RGB, then apply its rotation."""
+    rotation = getattr(frame, "rotation", 0) or 0
+    if size is None:
+        return _rotate(frame.to_ndarray(format="rgb24"), rotation)
+    h, w = size if rotation % 180 == 0 else size[::-1]  # resize before rotating
+    return _rotate(frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA"), rotation)
+
+
 def sample_frames_multi(path: str | Path, requests: Sequence[tuple[float, tuple[int, int] | None]]
                         ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Sample one clip for several ``(fps, size)`` requests while decoding it only once.
@@ -70,12 +79,12 @@ def sample_frames_multi(path: str | Path, requests: Sequence[tuple[float, tuple[
 
     def emit(frame, until: float) -> None:
         """Keep *frame* for every sample time before *until* (it is on screen until then)."""
-        rgb = None
+        converted: dict = {}  # one conversion per distinct size, and none for frames not kept
         for k, (fps, size) in enumerate(requests):
             while next_k[k] / fps < until - 1e-9:
-                if rgb is None:  # convert only frames that are kept
-                    rgb = _rotate(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
-                img = rgb if size is None else cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+                if size not in converted:
+                    converted[size] = _to_rgb(frame, size)
+                img = converted[size]
                 kept[k].append(img)
                 stamps[k].append(next_k[k] / fps)
                 next_k[k] += 1

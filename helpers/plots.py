@@ -13,7 +13,7 @@ import numpy as np
 from helpers.config import GENRES, figures_dir
 
 
-def save_fig(fig, name: str, *, dpi: int = 110) -> Path:
+def save_fig(fig, name: str, *, dpi: int = 90) -> Path:
     """Save *fig* as ``<name>.png`` in the run's figures folder (and README's ``figures/`` under make run)."""
     from helpers.runner import current_run_dir
 

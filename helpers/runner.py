@@ -144,7 +144,15 @@ def run_series(profile: str = "default", only: list[str] | None = None, out: Pat
 
 
 def _write_summary(path: Path, profile: str, results: list[NotebookResult]) -> None:
-    data = {"profile": profile, "notebooks": [r.__dict__ for r in results]}
+    """Write summary.json; entries of notebooks not run this time (``--only``) are kept from before."""
+    entries = {r.notebook: r.__dict__ for r in results}
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous.get("profile") == profile:
+            entries = {n["notebook"]: n for n in previous.get("notebooks", [])} | entries
+    order = {b.name: k for k, b in enumerate(list_notebooks())}
+    data = {"profile": profile,
+            "notebooks": sorted(entries.values(), key=lambda n: order.get(n["notebook"], len(order)))}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2))
     tmp.replace(path)

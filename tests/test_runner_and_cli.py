@@ -52,6 +52,10 @@ def test_runner_injects_profile_and_stops_at_the_failing_notebook(tiny_series):
     assert "boom in cell three" in results[1].error and "In [" in results[1].error
     summary = json.loads((out / "summary.json").read_text())
     assert [n["notebook"] for n in summary["notebooks"]] == ["00_fine.ipynb", "01_broken.ipynb"]
+    run_series("smoke", only=["00"], out=tiny_series / "run")  # a partial rerun keeps the other entries
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(n["notebook"], n["status"]) for n in summary["notebooks"]] == [("00_fine.ipynb", "ok"),
+                                                                            ("01_broken.ipynb", "failed")]
 
 
 def test_run_command_exit_status_names_notebook_and_cell(tiny_series):
