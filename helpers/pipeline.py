@@ -89,20 +89,29 @@ def ensure_head(profile: str | Profile, clips, run_dir: Path, *, retrain: bool =
 
     from helpers.backbone import load_backbone, train_softmax_head
 
+    from helpers.features import feature_settings
+
     prof = get_profile(profile)
     out = Path(run_dir) / "models" / "softmax_head"
-    weights_id = load_backbone(prof, verbose=False).status.weights_id
+    settings = feature_settings(prof, load_backbone(prof, verbose=False).key)
     config = out / "config.json"
     if not retrain and (out / "head.keras").exists() and config.exists() \
-            and json.loads(config.read_text()).get("weights_id") == weights_id:
+            and json.loads(config.read_text()).get("features") == settings:
         return keras.models.load_model(out / "head.keras")
     train, val = clips.split("train"), clips.split("val")
     xs = [np.concatenate(c.pool) for c in (train, val)]
     ys = [np.repeat(c.y, [len(p) for p in c.pool]) for c in (train, val)]
     head, _ = train_softmax_head(xs[0], ys[0], xs[1], ys[1], out, steps=prof.head_steps,
                                  checkpoint_every=prof.head_checkpoint_every, batch_size=prof.head_batch)
-    config.write_text(json.dumps({"weights_id": weights_id, "steps": prof.head_steps}))
+    config.write_text(json.dumps({"features": settings, "steps": prof.head_steps}))
     return head
+
+
+def _up_to_date(model_dir: Path, settings: dict) -> bool:
+    """A trained model exists there and was trained on features made with *settings*."""
+    config = model_dir / "config.json"
+    return (model_dir / "model.keras").exists() and config.exists() \
+        and json.loads(config.read_text()).get("features") == settings
 
 
 def method_dir(run_dir: Path, method: str, seed: int) -> Path:
@@ -134,7 +143,7 @@ def ensure_models(profile: str | Profile, clips, run_dir: Path, methods, seeds, 
     jobs = [(m, s) for s in seeds for m in methods]
     for method, seed in tqdm(jobs, desc="training", unit="model", disable=not progress):
         target = method_dir(run_dir, method, seed)
-        if not (target / "model.keras").exists():
+        if not _up_to_date(target, settings):
             if method == "frame_average":  # the same per-frame model as single_frame, averaged over time
                 source = ensure_models(prof, clips, run_dir, ["single_frame"], [seed], progress=False)["single_frame", seed]
                 shutil.copytree(source, target, dirs_exist_ok=True)
