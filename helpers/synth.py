@@ -65,9 +65,12 @@ AUDIO = {
     "Romance": _MELODY,
 }
 HARD_CASES = {
-    # name: (true genre, visual style borrowed from, brightness override)
-    "horror_fast_motion": ("Horror", "Action", (0.12, 0.22)),
-    "romance_low_light": ("Romance", "Romance", (0.10, 0.20)),
+    # The paper's ghost walking up a tree, called Action: a Horror film (drone, stingers) shot and lit
+    # like Action (palette, brightness, fast objects, shake, cuts).
+    "horror_fast_motion": dict(genre="Horror", look="Action", flashes=0),
+    # The paper's dimly lit romance, called Horror: a Romance film (soft shapes, blur, melody) at
+    # Horror's brightness, with two flickers of candle light.
+    "romance_low_light": dict(genre="Romance", look="Romance", value=(0.10, 0.22), flashes=2),
 }
 
 
@@ -127,20 +130,22 @@ def _texture(rng: np.random.Generator, shape: tuple[int, int], scale: int, film:
     return _hsv_image(hue_map, np.full((h, w), film.sat, np.float32), val_map.clip(0, 1))
 
 
-def render_frames(film: Film, clip_index: int, profile: Profile, *, style: str | None = None,
-                  value_override: tuple[float, float] | None = None) -> tuple[np.ndarray, list[float]]:
+def render_frames(film: Film, clip_index: int, profile: Profile, *, look: str | None = None,
+                  value_override: tuple[float, float] | None = None, flashes_override: int | None = None
+                  ) -> tuple[np.ndarray, list[float]]:
     """Render the frames of one clip as uint8 RGB ``[n, h, w, 3]``; also return the flash times.
 
-    *style* borrows the visual style of another genre (the hard cases); *value_override*
-    replaces the film's brightness (the low-light romance).
+    The hard cases borrow another genre's *look* (palette, brightness, motion and cuts), override
+    the brightness range (*value_override*) or the number of flashes (*flashes_override*).
     """
-    v = VISUAL[style or film.genre]
+    v = VISUAL[look or film.genre]
     rng = _rng("clip", film.film_id, film.seed, clip_index)
     h, w = profile.frame_size
     fps = profile.source_fps
     n = max(1, int(round(profile.clip_seconds * fps)))
-    value = film.value if value_override is None else float(rng.uniform(*value_override))
-    hue = film.hue
+    borrowed = look not in (None, film.genre)
+    value = film.value if value_override is None and not borrowed else float(rng.uniform(*(value_override or v["value"])))
+    hue = float(rng.uniform(*v["hues"])) % 1.0 if borrowed else film.hue
     margin = 16
     pan_px = v["pan"] * w * n
     tex_shape = (h + 2 * margin, int(w + 2 * margin + pan_px) + 1)
@@ -153,7 +158,8 @@ def render_frames(film: Film, clip_index: int, profile: Profile, *, style: str |
             if t >= profile.clip_seconds:
                 break
             cuts.append(int(t * fps))
-    flashes = sorted(rng.uniform(0.5, max(0.6, profile.clip_seconds - 0.5), size=v["flashes"]).tolist())
+    n_flashes = v["flashes"] if flashes_override is None else flashes_override
+    flashes = sorted(rng.uniform(0.5, max(0.6, profile.clip_seconds - 0.5), size=n_flashes).tolist())
     flash_frames = np.zeros(n, np.float32)
     for ft in flashes:
         i0 = int(ft * fps)
@@ -332,10 +338,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
 def generate_clip(film: Film, clip_index: int, profile: Profile, out_path: Path, *,
                   hard_case: str | None = None) -> Path:
     """Render and write one clip of *film* (or a hard case of its genre) to *out_path*."""
-    style = value = None
-    if hard_case:
-        _, style, value = HARD_CASES[hard_case]
-    frames, flashes = render_frames(film, clip_index, profile, style=style, value_override=value)
+    spec = HARD_CASES[hard_case] if hard_case else {}
+    frames, flashes = render_frames(film, clip_index, profile, look=spec.get("look"), value_override=spec.get("value"),
+                                    flashes_override=spec.get("flashes"))
     if hard_case == "horror_fast_motion" and not flashes:
         flashes = [profile.clip_seconds / 3, 2 * profile.clip_seconds / 3]
     audio = render_audio(film, clip_index, profile, flashes)
@@ -365,9 +370,9 @@ def generate_dataset(profile: str | Profile, out: str | Path, *, seed: int | Non
             for c in range(prof.clips_per_film):
                 jobs.append((film, c, out / genre / f"{film.film_id}_clip{c:02d}.mp4", ""))
     n_hard = hard_cases_per_kind if hard_cases_per_kind is not None else max(1, prof.films_per_genre // 4)
-    for name, (genre, _, _) in HARD_CASES.items():
+    for name, spec in HARD_CASES.items():
         for k in range(n_hard):
-            film = make_film(genre, 100 + k, seed)
+            film = make_film(spec["genre"], 100 + k, seed)
             jobs.append((film, 0, out / "hard_cases" / f"{name}_{k:02d}.mp4", name))
     rows = []
     for film, c, path, hard in tqdm(jobs, desc="synthetic clips", unit="clip", disable=not progress):

@@ -158,3 +158,15 @@ def test_validate_command_exit_codes(bad_tree, tmp_path):
     assert ok.returncode == 0, ok.stderr
     missing = validate_paths([tmp_path / "nope.mp4"])
     assert missing[0]["status"] == "bad: file not found"
+
+
+def test_hard_cases_borrow_the_look_that_fooled_the_paper():
+    prof = get_profile("smoke")
+    brightness = lambda frames: float(np.median(frames.mean(axis=(1, 2, 3))))
+    horror = make_film("Horror", 100)
+    fast, _ = render_frames(horror, 0, prof, look="Action")
+    plain, _ = render_frames(horror, 0, prof)
+    assert brightness(fast) > brightness(plain) + 30  # lit like Action, not like Horror
+    romance = make_film("Romance", 100)
+    dark, flashes = render_frames(romance, 0, prof, value_override=(0.10, 0.22), flashes_override=2)
+    assert len(flashes) == 2 and brightness(dark) < brightness(render_frames(romance, 0, prof)[0]) - 40
