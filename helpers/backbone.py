@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.config import GENRES, Profile, data_dir, get_profile
+from helpers.config import GENRES, Profile, get_profile
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def _video_files(folder: Path, problems: list[dict]) -> list[Path]:
 
 
 def manifest_from_tree(root: str | Path, *, genre_of_folder: dict[str, str] | None = None,
-                       group_of: callable = None, probe: bool = True) -> list[dict]:
+                       group_of: Callable[[Path], str] | None = None, probe: bool = True) -> list[dict]:
     """One manifest row per video file under folder-per-genre *root*.
 
     Top-level folder names are genres (``GENRES``), or are mapped to genres by *genre_of_folder*
@@ -175,16 +176,13 @@ class GroupedSplit:
 
     def split(self, X, y, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Indices of train, validation and test rows."""
-        from sklearn.model_selection import StratifiedGroupKFold
-
         y, groups = np.asarray(y), np.asarray(groups)
         idx = np.arange(len(y))
         test = self._hold_out(idx, y, groups, self.test_size)
         rest = np.setdiff1d(idx, test)
         val = np.array([], int)
         if self.val_size:
-            inner = self._hold_out(rest, y, groups, self.val_size / (1 - self.test_size))
-            val = inner
+            val = self._hold_out(rest, y, groups, self.val_size / (1 - self.test_size))
         train = np.setdiff1d(rest, val)
         return train, val, test
 

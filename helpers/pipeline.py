@@ -9,12 +9,16 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from helpers.config import GENRES, Profile, data_dir, get_profile
 from helpers.curate import assign_split, clip_path, probe_video, read_manifest
 from helpers.synth import MANIFEST_NAME, generate_dataset, write_manifest
+
+if TYPE_CHECKING:
+    from helpers.train import ClipSet
 
 log = logging.getLogger(__name__)
 

@@ -189,10 +189,8 @@ def render_frames(film: Film, clip_index: int, profile: Profile, *, look: str | 
         if n_specks:
             if v.get("speck_motion") == "fall":
                 xy = (speck_xy + [0.0, 0.01 * i]) % 1.0
-            else:  # radial glide away from the centre
-                c = speck_xy - 0.5
-                xy = 0.5 + c * (1.0 + 0.02 * i) ** 1.0
-                xy = np.where((xy < 0) | (xy > 1), (xy % 1.0), xy)
+            else:  # radial glide away from the centre, wrapping round at the borders
+                xy = (0.5 + (speck_xy - 0.5) * (1.0 + 0.02 * i)) % 1.0
             px = (xy * [w - 1, h - 1]).astype(int)
             frame[px[:, 1], px[:, 0]] = 235.0
         pos = pos + vel

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_clip
 from helpers.backbone import (WEIGHTS_FILE, WEIGHTS_URL, Backbone, WeightsError, WeightsStatus, load_backbone,
                               preprocess, resolve_weights, train_softmax_head)
 from helpers.config import get_profile

@@ -13,12 +13,14 @@ from helpers.runner import read_metrics, record_metric
 
 
 def test_record_metric_writes_plain_json(tmp_path, monkeypatch):
-    target = tmp_path / "m" / "nb.json"
+    target = tmp_path / "metrics" / "nb.json"
     monkeypatch.setenv("VGENRE_METRICS_FILE", str(target))
     record_metric("acc", np.float32(0.5))
     record_metric("acc", 0.75)
     record_metric("name", "Action")
     assert json.loads(target.read_text()) == {"acc": 0.75, "name": "Action"}
+    assert read_metrics(tmp_path, "nb.ipynb") == {"acc": 0.75, "name": "Action"}
+    assert read_metrics(tmp_path, "other.ipynb") == {}
 
 
 def _notebook(path, sources, tag_first=True):

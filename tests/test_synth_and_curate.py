@@ -12,8 +12,7 @@ import pytest
 
 from conftest import write_clip
 from helpers.config import GENRES, get_profile
-from helpers.curate import (GroupedSplit, assign_split, manifest_from_dataset, manifest_from_tree, probe_video,
-                            read_manifest, validate_paths)
+from helpers.curate import (GroupedSplit, assign_split, manifest_from_dataset, manifest_from_tree, read_manifest, validate_paths)
 from helpers.synth import HARD_CASES, make_film, render_audio, render_frames
 
 
