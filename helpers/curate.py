@@ -101,8 +101,8 @@ def manifest_from_tree(root: str | Path, *, genre_of_folder: dict[str, str] | No
 
     Top-level folder names are genres (``GENRES``), or are mapped to genres by *genre_of_folder*
     (folders mapped to nothing are left out). The group of a clip is ``group_of(path)`` when
-    given, else its parent folder plus any UCF101 ``_gNN_`` key, else the file's stem. Paths in
-    the manifest are relative to *root*.
+    given, else :func:`default_group` (UCF101's ``gNN``, else the film subfolder, else the file).
+    Paths in the manifest are relative to *root*.
     """
     root = Path(root)
     if not root.is_dir():
@@ -114,7 +114,7 @@ def manifest_from_tree(root: str | Path, *, genre_of_folder: dict[str, str] | No
             continue
         for path in _video_files(folder, problems):
             row = {"path": str(path.relative_to(root)), "genre": genre,
-                   "group": group_of(path) if group_of else default_group(path)}
+                   "group": group_of(path) if group_of else default_group(path, folder)}
             if probe:
                 row.update(probe_video(path))
             rows.append(row)
@@ -127,12 +127,17 @@ def manifest_from_tree(root: str | Path, *, genre_of_folder: dict[str, str] | No
 _UCF_GROUP = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)
 
 
-def default_group(path: Path) -> str:
-    """UCF101's ``gNN`` (clips of one group come from one long video), else the file's stem."""
+def default_group(path: Path, genre_folder: Path | None = None) -> str:
+    """The film a clip comes from: UCF101's ``gNN`` (clips of one group share a long video), else
+    the subfolder of the genre folder the clip sits in (one folder per film), else the file itself."""
     match = _UCF_GROUP.search(path.stem)
     if match:
         return f"{path.parent.name}_g{match.group(1)}"
-    return f"{path.parent.name}/{path.stem}"
+    if genre_folder is None:
+        return f"{path.parent.name}/{path.stem}"
+    if path.parent != genre_folder:
+        return path.parent.relative_to(genre_folder.parent).as_posix()
+    return path.relative_to(genre_folder.parent).with_suffix("").as_posix()
 
 
 def load_genre_map(name: str) -> dict[str, str]:

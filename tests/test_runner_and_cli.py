@@ -104,3 +104,23 @@ def test_features_and_train_commands(smoke_manifest, tmp_path):
     model_dir = tmp_path / "run" / "models" / "lstm_pool_seed0"
     assert json.loads((model_dir / "metrics.json").read_text())["n_test"] > 0
     assert {"model.keras", "labels.json", "config.json", "log.csv"} <= {p.name for p in model_dir.iterdir()}
+
+
+def test_curate_command_probes_and_splits_a_folder_tree(tmp_path):
+    import pandas as pd
+
+    from conftest import write_clip
+    from helpers.config import GENRES
+
+    root = tmp_path / "my clips"
+    for genre in GENRES:
+        for film in range(3):
+            write_clip(root / genre / f"film{film}" / "clip.mp4", seconds=0.5, genre=genre)
+    (root / "Horror" / "broken.mp4").write_bytes(b"")
+    proc = vgenre("curate", root)
+    assert proc.returncode == 0, proc.stderr
+    assert "19 clips, 1 bad" in proc.stdout
+    manifest = pd.read_csv(root / "manifest.csv", keep_default_na=False)
+    assert manifest.set_index("path").loc["Horror/broken.mp4", "split"] == "excluded"
+    good = manifest[manifest.status == "ok"]
+    assert set(good.split) == {"train", "val", "test"} and good.groupby("group").split.nunique().max() == 1
