@@ -45,16 +45,27 @@ def predictions_table(meta: list[dict], y_true: np.ndarray, probs: np.ndarray):
     })
 
 
-def reliability(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 5) -> dict:
-    """Reliability diagram data: per confidence bin, mean confidence and accuracy; plus the ECE."""
-    conf, correct = probs.max(1), (probs.argmax(1) == np.asarray(y_true)).astype(float)
-    edges = np.linspace(1 / len(GENRES), 1.0, n_bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1]), 0, n_bins - 1)
-    rows = [(conf[which == b].mean(), correct[which == b].mean(), int((which == b).sum()))
-            for b in range(n_bins) if (which == b).any()]
-    ece = sum(n * abs(c - a) for c, a, n in rows) / max(1, len(conf))
-    return {"confidence": [r[0] for r in rows], "accuracy": [r[1] for r in rows], "count": [r[2] for r in rows],
-            "ece": float(ece)}
+def reliability(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> dict:
+    """Reliability diagram of the top label: per confidence bin, mean confidence and accuracy, and the ECE.
+
+    The curve is scikit-learn's ``calibration_curve`` on (was the top label right, its probability);
+    the expected calibration error weights each bin's gap by its share of the clips.
+    """
+    from sklearn.calibration import calibration_curve
+
+    conf, correct = probs.max(1), (probs.argmax(1) == np.asarray(y_true)).astype(int)
+    which = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], conf)  # calibration_curve's binning
+    counts = np.bincount(which, minlength=n_bins)
+    used = np.flatnonzero(counts)
+    if correct.min() == correct.max():  # calibration_curve needs both outcomes
+        accuracy = [float(correct[which == b].mean()) for b in used]
+        confidence = [float(conf[which == b].mean()) for b in used]
+    else:
+        acc_arr, conf_arr = calibration_curve(correct, conf, n_bins=n_bins, strategy="uniform")
+        accuracy, confidence = acc_arr.tolist(), conf_arr.tolist()
+    counts = counts[used].tolist()
+    ece = sum(n * abs(a - c) for n, a, c in zip(counts, accuracy, confidence)) / max(1, len(conf))
+    return {"confidence": confidence, "accuracy": accuracy, "count": counts, "ece": float(ece)}
 
 
 def timeline(probs: np.ndarray, starts: np.ndarray, seq_len: int, fps: float, duration: float) -> list[dict]:
