@@ -133,7 +133,7 @@ def cmd_run(args) -> int:
 
     _quiet_tensorflow()
     out, results = run_series(args.profile, only=args.only, out=args.out, update_figures=args.update_figures,
-                              cell_timeout=args.cell_timeout)
+                              cell_timeout=args.cell_timeout, manifest=args.manifest)
     for r in results:
         print(f"{r.notebook:40s} {r.status:7s} {r.wall_s:7.1f}s  {len(r.metrics)} metrics")
     failed = [r for r in results if r.status != "ok"]
@@ -208,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder (default: runs/<profile>)")
     p.add_argument("--update-figures", action="store_true", help="also refresh the committed figures/")
     p.add_argument("--cell-timeout", type=int, help="seconds per cell (default: the profile's)")
+    p.add_argument("--manifest", help="a curated manifest.csv of real clips (vgenre curate) in place of the synthetic set")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="measure speed as ratios within one run; last line is key=value pairs")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from helpers.config import GENRES, Profile, data_dir, get_profile
-from helpers.curate import assign_split, clip_path, probe_video, read_manifest
+from helpers.curate import CurationError, assign_split, clip_path, probe_video, read_manifest
 from helpers.synth import MANIFEST_NAME, generate_dataset, write_manifest
 
 if TYPE_CHECKING:
@@ -29,7 +30,16 @@ def dataset_dir(profile: str | Profile) -> Path:
 
 
 def ensure_dataset(profile: str | Profile = "default", *, progress: bool = True) -> Path:
-    """The manifest of the profile's synthetic set, probed and split; generated when missing."""
+    """The manifest the series works on: a curated one named by ``VGENRE_MANIFEST`` (real clips,
+    see ``vgenre curate``), else the profile's synthetic set, probed and split, generated when missing.
+    """
+    named = os.environ.get("VGENRE_MANIFEST")
+    if named:
+        path = Path(named).expanduser()
+        rows = read_manifest(path)  # raises CurationError when missing
+        if not any(r.get("split") in ("train", "val", "test") for r in rows):
+            raise CurationError(f"{path}: no train/val/test split; create it with `vgenre curate FOLDER`")
+        return path
     prof = get_profile(profile)
     out = dataset_dir(prof)
     manifest = out / MANIFEST_NAME

@@ -97,10 +97,12 @@ def _failing_cell(exc: Exception) -> str:
 
 
 def run_series(profile: str = "default", only: list[str] | None = None, out: Path | None = None,
-               update_figures: bool = False, cell_timeout: int | None = None) -> tuple[Path, list[NotebookResult]]:
+               update_figures: bool = False, cell_timeout: int | None = None,
+               manifest: str | Path | None = None) -> tuple[Path, list[NotebookResult]]:
     """Execute the notebooks with papermill in order; return the run folder and the results.
 
-    Stops at the first failing notebook (later ones read its outputs) and records it.
+    *manifest* (a curated ``manifest.csv`` of real clips) replaces the synthetic set. Stops at the
+    first failing notebook (later ones read its outputs) and records it.
     """
     import papermill as pm
     from tqdm.auto import tqdm
@@ -111,6 +113,7 @@ def run_series(profile: str = "default", only: list[str] | None = None, out: Pat
     timeout = cell_timeout or prof.cell_timeout_s
     summary_path = out / "summary.json"
     results: list[NotebookResult] = []
+    parameters = {"profile": prof.name} | ({"manifest": str(Path(manifest).resolve())} if manifest else {})
     env_before = dict(os.environ)
     os.environ["VGENRE_RUN_DIR"] = str(out.resolve())
     os.environ["VGENRE_PROFILE"] = prof.name
@@ -125,7 +128,7 @@ def run_series(profile: str = "default", only: list[str] | None = None, out: Pat
             start = time.perf_counter()
             try:
                 pm.execute_notebook(
-                    str(book), str(out / book.name), parameters={"profile": prof.name},
+                    str(book), str(out / book.name), parameters=parameters,
                     kernel_name=KERNEL_NAME, cwd=str(book.parent), execution_timeout=timeout,
                     progress_bar=False, log_output=False,
                 )

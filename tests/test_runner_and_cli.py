@@ -37,8 +37,8 @@ def _notebook(path, sources, tag_first=True):
 def tiny_series(tmp_path, monkeypatch):
     books = tmp_path / "notebooks"
     books.mkdir()
-    _notebook(books / "00_fine.ipynb", ['profile = "default"', "from helpers import record_metric\n"
-                                        "record_metric('profile_seen', profile)"])
+    _notebook(books / "00_fine.ipynb", ['profile = "default"\nmanifest = ""', "from helpers import record_metric\n"
+                                        "record_metric('profile_seen', profile)\nrecord_metric('manifest_seen', manifest)"])
     _notebook(books / "01_broken.ipynb", ['profile = "default"', "x = 1", "raise RuntimeError('boom in cell three')"])
     _notebook(books / "02_never.ipynb", ['profile = "default"'])
     monkeypatch.setenv("VGENRE_NOTEBOOKS_DIR", str(books))
@@ -48,9 +48,10 @@ def tiny_series(tmp_path, monkeypatch):
 def test_runner_injects_profile_and_stops_at_the_failing_notebook(tiny_series):
     from helpers.runner import run_series
 
-    out, results = run_series("smoke", out=tiny_series / "run")
+    out, results = run_series("smoke", out=tiny_series / "run", manifest=tiny_series / "real" / "manifest.csv")
     assert [r.status for r in results] == ["ok", "failed"]
-    assert results[0].metrics == {"profile_seen": "smoke"}
+    assert results[0].metrics == {"profile_seen": "smoke",
+                                  "manifest_seen": str((tiny_series / "real" / "manifest.csv").resolve())}
     assert "boom in cell three" in results[1].error and "In [" in results[1].error
     summary = json.loads((out / "summary.json").read_text())
     assert [n["notebook"] for n in summary["notebooks"]] == ["00_fine.ipynb", "01_broken.ipynb"]
@@ -124,3 +125,19 @@ def test_curate_command_probes_and_splits_a_folder_tree(tmp_path):
     assert manifest.set_index("path").loc["Horror/broken.mp4", "split"] == "excluded"
     good = manifest[manifest.status == "ok"]
     assert set(good.split) == {"train", "val", "test"} and good.groupby("group").split.nunique().max() == 1
+
+
+def test_a_curated_manifest_replaces_the_synthetic_set(tmp_path, monkeypatch):
+    from helpers.curate import CurationError
+    from helpers.pipeline import ensure_dataset
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,genre,group,status,split\nAction/a.mp4,Action,g1,ok,train\n")
+    monkeypatch.setenv("VGENRE_MANIFEST", str(manifest))
+    assert ensure_dataset("smoke") == manifest
+    manifest.write_text("path,genre,group,status,split\nAction/a.mp4,Action,g1,ok,\n")
+    with pytest.raises(CurationError, match="vgenre curate"):
+        ensure_dataset("smoke")
+    monkeypatch.setenv("VGENRE_MANIFEST", str(tmp_path / "nope.csv"))
+    with pytest.raises(CurationError, match="nope.csv"):
+        ensure_dataset("smoke")
