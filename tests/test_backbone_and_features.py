@@ -153,3 +153,23 @@ def test_bad_clip_is_recorded_and_the_batch_goes_on(small_manifest, tmp_path):
     rows = small_manifest[:1] + [{"path": str(bad), "genre": "Action", "status": "ok"}]
     out = extract_features(rows, load_backbone("smoke", verbose=False), "smoke", root=tmp_path / "c", progress=False)
     assert out[0]["status"] == "written" and out[1]["status"].startswith("bad: ") and "broken.mp4" in out[1]["status"]
+
+
+def test_fine_tuning_moves_only_the_top_blocks():
+    from helpers.backbone import build_softmax_head, fine_tune_top_blocks
+
+    backbone = Backbone(75, WeightsStatus("random", None, "random-1234", ""))  # not the shared cached one
+    head = build_softmax_head()
+    before = {l.name: [w.copy() for w in l.get_weights()] for l in backbone.model.layers if l.get_weights()}
+    frames = np.random.default_rng(0).integers(0, 255, (4, 75, 75, 3), dtype=np.uint8)
+    history = fine_tune_top_blocks(backbone, head, frames, np.array([0, 1, 2, 3]), blocks_from="mixed9",
+                                   batch_size=4, learning_rate=0.1)
+    assert len(history["loss"]) == 1
+    changed = {name for name, ws in before.items()
+               if any(not np.allclose(a, b) for a, b in zip(ws, backbone.model.get_layer(name).get_weights()))}
+    names = [l.name for l in backbone.model.layers]
+    top = set(names[names.index("mixed9"):])  # the last Inception block
+    assert changed and changed <= top
+    assert not any(l.trainable for l in backbone.model.layers)
+    with pytest.raises(ValueError, match="mixed0"):
+        fine_tune_top_blocks(backbone, head, frames, np.zeros(4, int), blocks_from="nope")

@@ -169,3 +169,15 @@ def test_hard_cases_borrow_the_look_that_fooled_the_paper():
     romance = make_film("Romance", 100)
     dark, flashes = render_frames(romance, 0, prof, value_override=(0.10, 0.22), flashes_override=2)
     assert len(flashes) == 2 and brightness(dark) < brightness(render_frames(romance, 0, prof)[0]) - 40
+
+
+def test_hmdb51_curation_groups_by_source_film(tmp_path):
+    root = tmp_path / "hmdb51"
+    for cls, name in (("kiss", "Casablanca_kiss_h_cm_np2_fr_goo_0"), ("kiss", "Casablanca_kiss_h_cm_np2_fr_goo_1"),
+                      ("punch", "Matrix_punch_u_cm_np1_ri_med_3"), ("laugh", "Sitcom_laugh_h_nm_np1_fr_goo_0")):
+        write_clip(root / cls / f"{name}.mp4", seconds=0.5)
+    rows = {Path(r["path"]).stem: r for r in manifest_from_dataset(root, "hmdb51")}
+    assert rows["Casablanca_kiss_h_cm_np2_fr_goo_0"]["genre"] == "Romance"
+    assert rows["Matrix_punch_u_cm_np1_ri_med_3"]["genre"] == "Action"
+    assert rows["Casablanca_kiss_h_cm_np2_fr_goo_0"]["group"] == rows["Casablanca_kiss_h_cm_np2_fr_goo_1"]["group"] == "Casablanca"
+    assert not any(k.startswith("Sitcom") for k in rows)  # laugh is not mapped
