@@ -46,6 +46,7 @@ def test_frame_rate_experiment(metrics):
     assert m["flashes_caught_at_4fps"] >= m["flashes_caught_at_1fps"]
     assert m["flashes_caught_at_4fps"] == 1.0
     assert {"fps_acc_1", "fps_acc_2", "fps_acc_4"} <= set(m)
+    assert 0 <= m["single_frame_cheap_acc"] <= 1
 
 
 def test_mfcc_steps_agree_with_librosa(metrics):
