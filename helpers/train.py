@@ -205,17 +205,27 @@ class TrainedModel:
         """The method name (one of ``METHODS``)."""
         return self.config["method"]
 
+    def _call(self, x, batch_size: int):
+        """The model on *x* in chunks, called directly: no new tf.function per input size."""
+        n = len(x) if not isinstance(x, dict) else len(next(iter(x.values())))
+        chunks = []
+        for start in range(0, n, batch_size):
+            part = x[start:start + batch_size] if not isinstance(x, dict) else \
+                {k: v[start:start + batch_size] for k, v in x.items()}
+            chunks.append(np.asarray(self.model(part, training=False)))
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.labels)), np.float32)
+
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Genre probabilities ``[N, 6]`` for stacked sequence inputs."""
         if self.method in FRAME_METHODS:
             mask = inputs["mask"]
-            per_frame = np.asarray(self.model.predict(inputs["video"].reshape(-1, inputs["video"].shape[-1]),
-                                                      verbose=0, batch_size=1024)).reshape(mask.shape + (-1,))
+            frames = inputs["video"].reshape(-1, inputs["video"].shape[-1])
+            per_frame = self._call(frames, 4096).reshape(mask.shape + (-1,))
             if self.method == "single_frame":
                 middle = (mask.sum(1) - 1) // 2
                 return per_frame[np.arange(len(mask)), middle]
             return (per_frame * mask[..., None]).sum(1) / np.maximum(1, mask.sum(1))[:, None]
-        return np.asarray(self.model.predict(model_inputs(self.method, inputs), verbose=0, batch_size=64))
+        return self._call(model_inputs(self.method, inputs), 256)
 
 
 def load_model_dir(path: str | Path) -> TrainedModel:
