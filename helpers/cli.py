@@ -16,17 +16,11 @@ def _quiet_tensorflow() -> None:
 
 
 def cmd_synth(args) -> int:
-    from helpers.curate import assign_split, probe_video, read_manifest
-    from helpers.synth import generate_dataset, write_manifest
+    from helpers.curate import probe_and_split, read_manifest
+    from helpers.synth import generate_dataset
 
-    manifest = generate_dataset(args.profile, args.out, seed=args.seed)
-    rows = read_manifest(manifest)
-    for row in rows:
-        row.pop("_root")
-        row.update(probe_video(Path(args.out) / row["path"]))
-    assign_split(rows, random_state=args.seed or 0)
-    write_manifest(rows, manifest)
-    print(f"{len(rows)} clips written; manifest: {manifest}")
+    manifest = probe_and_split(generate_dataset(args.profile, args.out, seed=args.seed), random_state=args.seed or 0)
+    print(f"{len(read_manifest(manifest))} clips written; manifest: {manifest}")
     return 0
 
 

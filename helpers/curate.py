@@ -242,6 +242,17 @@ def clip_path(row: dict) -> Path:
     return p if p.is_absolute() else Path(row.get("_root", ".")) / p
 
 
+def probe_and_split(manifest: str | Path, *, random_state: int = 0) -> Path:
+    """Probe every clip listed in *manifest*, write the grouped split into it, rewrite it atomically."""
+    manifest = Path(manifest)
+    rows = read_manifest(manifest)
+    for row in rows:
+        row.update(probe_video(clip_path(row)))
+        row.pop("_root")
+    assign_split(rows, random_state=random_state)
+    return write_manifest(rows, manifest)
+
+
 def curate_folder(root: str | Path, out: str | Path | None = None, *, dataset: str | None = None,
                   random_state: int = 0) -> Path:
     """Probe, split and write ``manifest.csv`` for a folder-per-genre tree; return its path."""

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from helpers.config import GENRES, Profile, data_dir, get_profile
-from helpers.curate import CurationError, assign_split, clip_path, probe_video, read_manifest
-from helpers.synth import MANIFEST_NAME, generate_dataset, write_manifest
+from helpers.curate import CurationError, clip_path, probe_and_split, read_manifest
+from helpers.synth import MANIFEST_NAME, generate_dataset
 
 if TYPE_CHECKING:
     from helpers.train import ClipSet
@@ -48,12 +48,7 @@ def ensure_dataset(profile: str | Profile = "default", *, progress: bool = True)
         if rows and "status" in rows[0] and all(clip_path(r).exists() for r in rows):
             return manifest
     generate_dataset(prof, out, progress=progress)
-    rows = read_manifest(manifest)
-    for row in rows:
-        row.pop("_root", None)
-        row.update(probe_video(out / row["path"]))
-    assign_split(rows, random_state=prof.data_seed)
-    return write_manifest(rows, manifest)
+    return probe_and_split(manifest, random_state=prof.data_seed)
 
 
 def load_clips(rows: list[dict], records: list[dict]) -> "ClipSet":
