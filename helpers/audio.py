@@ -12,15 +12,72 @@ Example
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 
-from helpers.frames import VideoError
+from helpers.media import MediaError, check_decoded, decode_stream, open_media, stream_duration
 
 
-class AudioError(VideoError):
-    """A clip whose audio cannot be read; the message names the file and the reason."""
+@dataclass(frozen=True)
+class DecodedAudio:
+    """What :func:`decode_audio` got from one clip.
+
+    Attributes
+    ----------
+    samples : float32 ``[n]``, mono
+    sr : sample rate of *samples* in Hz
+    duration : seconds the file declares for its audio, or None when it declares none
+    decoded_seconds : ``len(samples) / sr``
+    share : ``decoded_seconds / duration`` in ``[0, 1]`` (1.0 when the duration is unknown); never
+        below :data:`helpers.media.MIN_DECODED_SHARE`, since a track decoding less is refused
+    """
+
+    samples: np.ndarray
+    sr: int
+    duration: float | None
+    decoded_seconds: float
+    share: float
+
+
+def decode_audio(path: str | Path, sr: int = 22050) -> DecodedAudio | None:
+    """Decode the first audio track of *path* as mono float32 at *sr* Hz, and say how much decoded.
+
+    A track that FFmpeg stops decoding part-way is kept when it covers
+    :data:`helpers.media.MIN_DECODED_SHARE` of its declared duration.
+
+    Returns
+    -------
+    DecodedAudio, or None when the file has no audio track
+
+    Raises
+    ------
+    MediaError
+        When the file is missing, empty, not a media file, its audio cannot be decoded or decodes
+        less than the minimum share (the message names the file and says how much decoded).
+
+    Example
+    -------
+    >>> clip = decode_audio("clip.mp4", sr=16000)  # doctest: +SKIP
+    >>> clip.samples.shape, clip.share  # doctest: +SKIP
+    ((160512,), 1.0)
+    """
+    path = Path(path)
+    with open_media(path, need="any") as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        duration = stream_duration(container, stream)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+        chunks = []
+        for frame in decode_stream(path, container, stream, what="audio"):
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    y = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    share = check_decoded(path, "audio", len(y) / sr, duration)
+    return DecodedAudio(y, sr, duration, len(y) / sr, share)
 
 
 def load_audio(path: str | Path, sr: int = 22050) -> np.ndarray | None:
@@ -28,41 +85,15 @@ def load_audio(path: str | Path, sr: int = 22050) -> np.ndarray | None:
 
     Returns ``None`` when the file has no audio track: a documented result, not an error, since
     clips without sound are common and the models handle them with an explicit flag.
+    :func:`decode_audio` also says how much of a damaged track decoded.
 
     Raises
     ------
-    AudioError
+    MediaError
         When the file is missing, empty, not a media file or its audio cannot be decoded.
     """
-    import av
-
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: file is empty (0 bytes)")
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise AudioError(f"{path}: not a readable media file ({exc.__class__.__name__}: {exc})") from None
-    try:
-        if not container.streams.audio:
-            return None
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
-        chunks = []
-        try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
-        except av.error.FFmpegError as exc:
-            if not chunks:
-                raise AudioError(f"{path}: cannot decode audio ({exc.__class__.__name__}: {exc})") from None
-    finally:
-        container.close()
-    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    decoded = decode_audio(path, sr)
+    return None if decoded is None else decoded.samples
 
 
 def extract_wav(path: str | Path, out: str | Path, sr: int = 22050) -> Path:
@@ -70,35 +101,40 @@ def extract_wav(path: str | Path, out: str | Path, sr: int = 22050) -> Path:
 
     The ffmpeg binary comes from the ``imageio-ffmpeg`` package, so no system ffmpeg is needed.
     The WAV is written under a temporary name and renamed when complete.
+
+    Raises
+    ------
+    MediaError
+        When the file cannot be opened, has no audio stream, or ffmpeg fails on it.
     """
     import imageio_ffmpeg
 
     path, out = Path(path), Path(out)
-    if load_audio_info(path) is None:
-        raise AudioError(f"{path}: has no audio track to extract")
+    open_media(path, need="audio").close()
     tmp = out.with_name(f".{out.stem}.partial.wav")
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", "-i", str(path),
            "-vn", "-ac", "1", "-ar", str(sr), "-c:a", "pcm_s16le", str(tmp)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         tmp.unlink(missing_ok=True)
-        raise AudioError(f"{path}: ffmpeg could not extract audio: {result.stderr.strip()[:300]}")
+        raise MediaError(path, f"ffmpeg could not extract audio: {result.stderr.strip()[:300]}")
     tmp.replace(out)
     return out
 
 
 def load_audio_info(path: str | Path) -> dict | None:
-    """Sample rate and channel count of the first audio track, or None without audio."""
-    import av
+    """Sample rate, channel count and codec of the first audio track, or None without audio.
 
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                return None
-            s = container.streams.audio[0]
-            return {"sample_rate": s.rate, "channels": s.channels, "codec": s.codec_context.name}
-    except (av.error.FFmpegError, OSError) as exc:
-        raise AudioError(f"{path}: not a readable media file ({exc})") from None
+    Raises
+    ------
+    MediaError
+        When the file cannot be opened as media.
+    """
+    with open_media(path, need="any") as container:
+        if not container.streams.audio:
+            return None
+        s = container.streams.audio[0]
+        return {"sample_rate": s.rate, "channels": s.channels, "codec": s.codec_context.name}
 
 
 def hz_to_mel(hz, *, htk: bool = False):

@@ -1,114 +1,22 @@
-"""InceptionV3 by transfer learning: the weights policy, preprocessing, the retrained softmax head.
+"""InceptionV3 by transfer learning: the backbone, preprocessing, the retrained softmax head, fine-tuning.
 
 The paper retrained InceptionV3's last layer on its frames for 4000 steps (a checkpoint every
-400) and fed the LSTM either that layer's softmax output or the 2048-d pool layer.
-
-Weights policy (DESIGN.md): ImageNet weights come from a file the user names (argument or
-``VGENRE_WEIGHTS``), Keras' cache (``~/.keras/models``) or Keras' download. Offline, ``smoke`` and
-``default`` continue with a *randomly initialised* backbone and say so loudly; ``full`` stops with
-an error that names the missing file, its URL and where to put it.
+400) and fed the LSTM either that layer's softmax output or the 2048-d pool layer. Where the
+weights come from is decided in :mod:`helpers.weights`.
 """
 from __future__ import annotations
 
 import hashlib
-import logging
-import os
-import socket
+import json
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from helpers.config import GENRES, Profile, get_profile
+from helpers.config import GENRES, Profile, get_profile, settings_key
+from helpers.weights import RANDOM_SEED, WeightsStatus, resolve_weights
 
-log = logging.getLogger(__name__)
-
-WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/{WEIGHTS_FILE}"
 POOL_DIM = 2048
-RANDOM_SEED = 1234
-
-
-class WeightsError(RuntimeError):
-    """Pretrained weights are required (profile ``full``) but cannot be found or downloaded."""
-
-
-@dataclass(frozen=True)
-class WeightsStatus:
-    """Where the backbone's weights come from: ``file``, ``keras-cache``, ``download`` or ``random``."""
-
-    source: str
-    path: str | None
-    weights_id: str
-    message: str
-
-    @property
-    def pretrained(self) -> bool:
-        """True when the backbone carries ImageNet (or user-supplied) weights."""
-        return self.source != "random"
-
-
-def keras_cache_path() -> Path:
-    """Where Keras keeps downloaded application weights."""
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / WEIGHTS_FILE
-
-
-def _file_id(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
-def _online(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
-    if os.environ.get("VGENRE_OFFLINE"):
-        return False
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def resolve_weights(profile: str | Profile = "default", weights: str | Path | None = None) -> WeightsStatus:
-    """Decide where the ImageNet weights come from, following the policy above.
-
-    Raises
-    ------
-    WeightsError
-        When the profile requires pretrained weights and none can be found or downloaded, or
-        when a file named by the user does not exist.
-    """
-    prof = get_profile(profile)
-    named = weights or os.environ.get("VGENRE_WEIGHTS")
-    if named:
-        path = Path(named).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"weights file {path} (from {'argument' if weights else 'VGENRE_WEIGHTS'}) does not exist")
-        return WeightsStatus("file", str(path), f"file-{_file_id(path)}", f"ImageNet weights from {path}")
-    cached = keras_cache_path()
-    if cached.is_file():
-        return WeightsStatus("keras-cache", str(cached), f"file-{_file_id(cached)}", f"ImageNet weights from Keras' cache {cached}")
-    if _online():
-        try:
-            import keras
-
-            path = Path(keras.utils.get_file(WEIGHTS_FILE, WEIGHTS_URL, cache_subdir="models"))
-            return WeightsStatus("download", str(path), f"file-{_file_id(path)}", f"ImageNet weights downloaded to {path}")
-        except Exception as exc:  # network errors come in many types
-            log.warning("download of %s failed: %s", WEIGHTS_URL, exc)
-    if prof.require_pretrained:
-        raise WeightsError(
-            f"profile {prof.name!r} needs ImageNet weights for InceptionV3, and none were found.\n"
-            f"  missing file: {WEIGHTS_FILE}\n  get it from:  {WEIGHTS_URL}\n"
-            f"  put it at:    {cached}  (Keras' cache), or anywhere and set VGENRE_WEIGHTS=/path/to/it"
-        )
-    message = (f"NO PRETRAINED WEIGHTS: {WEIGHTS_FILE} is not in {cached.parent} and cannot be downloaded; "
-               f"profile {prof.name!r} continues with a RANDOMLY INITIALISED InceptionV3 (seed {RANDOM_SEED}). "
-               "Features then reflect colour and texture statistics, not ImageNet objects.")
-    return WeightsStatus("random", None, f"random-{RANDOM_SEED}", message)
 
 
 def preprocess(frames: np.ndarray) -> np.ndarray:
@@ -116,6 +24,11 @@ def preprocess(frames: np.ndarray) -> np.ndarray:
     from keras.applications.inception_v3 import preprocess_input
 
     return preprocess_input(np.asarray(frames, np.float32))
+
+
+def backbone_key(weights_id: str, input_size: int, precision: str = "float32") -> dict:
+    """The settings of a backbone that change its features: the key of every cache that holds them."""
+    return {"backbone": "InceptionV3", "weights": weights_id, "input_size": input_size, "precision": precision}
 
 
 class Backbone:
@@ -126,9 +39,10 @@ class Backbone:
     input_size : square input side in pixels (75 at least; 299 in the paper's setting)
     status : where the weights come from (:func:`resolve_weights`)
     precision : ``"float32"`` or ``"bfloat16"`` (inference only)
+    model : an InceptionV3 to wrap as it is (a fine-tuned copy); by default one is built
     """
 
-    def __init__(self, input_size: int, status: WeightsStatus, precision: str = "float32"):
+    def __init__(self, input_size: int, status: WeightsStatus, precision: str = "float32", *, model=None):
         import keras
 
         if input_size < 75:
@@ -136,6 +50,9 @@ class Backbone:
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
         self.input_size, self.status, self.precision = input_size, status, precision
+        if model is not None:
+            self.model = model
+            return
         previous = keras.config.dtype_policy()
         try:
             if precision == "bfloat16":
@@ -147,13 +64,11 @@ class Backbone:
             keras.config.set_dtype_policy(previous)
         if status.path:
             self.model.load_weights(status.path)
-        self._predict = None
 
     @property
     def key(self) -> dict:
         """Everything about the backbone that changes its features (for cache keys)."""
-        return {"backbone": "InceptionV3", "weights": self.status.weights_id, "input_size": self.input_size,
-                "precision": self.precision}
+        return backbone_key(self.status.weights_id, self.input_size, self.precision)
 
     def pool_features(self, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """2048-d pool features ``[n, 2048]`` (float32) of uint8 RGB *frames* of any size."""
@@ -173,19 +88,20 @@ class Backbone:
         return np.concatenate(out) if out else np.zeros((0, POOL_DIM), np.float32)
 
 
-_BACKBONES: dict[tuple, Backbone] = {}
+_BACKBONES: dict[str, Backbone] = {}
 
 
 def load_backbone(profile: str | Profile = "default", *, weights: str | Path | None = None,
                   input_size: int | None = None, precision: str = "float32", verbose: bool = True) -> Backbone:
-    """The backbone of *profile*, built once per process and reused."""
+    """The backbone of *profile*, built once per process for each settings key (:attr:`Backbone.key`)."""
     prof = get_profile(profile)
     status = resolve_weights(prof, weights)
-    key = (input_size or prof.input_size, status.weights_id, precision)
+    size = input_size or prof.input_size
+    key = settings_key(backbone_key(status.weights_id, size, precision))
     if key not in _BACKBONES:
         if not status.pretrained and verbose:
             warnings.warn(status.message, stacklevel=2)
-        _BACKBONES[key] = Backbone(key[0], status, precision)
+        _BACKBONES[key] = Backbone(size, status, precision)
     return _BACKBONES[key]
 
 
@@ -240,26 +156,42 @@ def train_softmax_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarr
 
 def fine_tune_top_blocks(backbone: Backbone, head, frames: np.ndarray, labels: np.ndarray, *,
                          blocks_from: str = "mixed9", epochs: int = 1, batch_size: int = 32,
-                         learning_rate: float = 1e-5):
-    """Fine-tune InceptionV3 from layer *blocks_from* on together with the head (meant for GPUs).
+                         learning_rate: float = 1e-5, seed: int = 0) -> tuple[Backbone, dict]:
+    """Fine-tune a copy of *backbone* from layer *blocks_from* on, together with a copy of *head*.
 
-    Everything before *blocks_from* stays frozen; BatchNorm layers stay in inference mode.
-    Returns the training history (a dict of lists).
+    Everything before *blocks_from* stays frozen; BatchNorm layers stay in inference mode. The
+    backbone passed in is not changed: the result is a new :class:`Backbone` whose weights id names
+    its parent and the fine-tuning settings, so its features never share a cache entry with the
+    parent's. Returns the new backbone and the training history (a dict of lists).
     """
     import keras
 
     names = [layer.name for layer in backbone.model.layers]
     if blocks_from not in names:
         raise ValueError(f"no layer {blocks_from!r} in InceptionV3; try one of mixed0 ... mixed10")
+    copy = keras.models.clone_model(backbone.model)
+    copy.set_weights(backbone.model.get_weights())
+    head = keras.models.clone_model(head)
     first = names.index(blocks_from)
-    for i, layer in enumerate(backbone.model.layers):
+    for i, layer in enumerate(copy.layers):
         layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
+    keras.utils.set_random_seed(seed)
     inputs = keras.Input((backbone.input_size, backbone.input_size, 3))
-    outputs = head(backbone.model(inputs, training=False))
-    model = keras.Model(inputs, outputs)
+    model = keras.Model(inputs, head(copy(inputs, training=False)))
     model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(preprocess(frames), labels, epochs=epochs, batch_size=batch_size, verbose=0)
-    for layer in backbone.model.layers:
+    for layer in copy.layers:
         layer.trainable = False
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    recipe = {"parent": backbone.status.weights_id, "blocks_from": blocks_from, "epochs": epochs,
+              "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
+              "data": settings_key({"frames": _digest(frames), "labels": _digest(labels)})}
+    weights_id = f"{backbone.status.weights_id}+ft-{settings_key(recipe, 10)}"
+    status = WeightsStatus("fine-tuned", None, weights_id,
+                           f"{backbone.status.weights_id} fine-tuned from {blocks_from} ({json.dumps(recipe)})")
+    tuned = Backbone(backbone.input_size, status, backbone.precision, model=copy)
+    return tuned, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]

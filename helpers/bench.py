@@ -113,17 +113,16 @@ def bench_audio(work: Path) -> dict:
 def bench_features(work: Path, profile: str = "smoke") -> dict:
     """Backbone ceiling, end-to-end extraction, the naive loop, bfloat16."""
     from helpers.backbone import Backbone, load_backbone, preprocess
-    from helpers.curate import read_manifest
     from helpers.features import extract_features
+    from helpers.manifest import read_manifest
     from helpers.synth import generate_dataset
-
-    from helpers.backbone import WeightsError, WeightsStatus
+    from helpers.weights import WeightsError, random_status
 
     prof = get_profile(profile)
     try:
         backbone = load_backbone(prof, verbose=False)
     except WeightsError:  # speed does not depend on the weights' values
-        backbone = Backbone(prof.input_size, WeightsStatus("random", None, "random-1234", "bench"))
+        backbone = Backbone(prof.input_size, random_status(prof.name))
     manifest = generate_dataset("smoke", work / "synth", progress=False)
     rows = read_manifest(manifest)[:24]
     n_frames = int(sum(get_profile("smoke").clip_seconds * prof.sample_fps for _ in rows))

@@ -16,7 +16,8 @@ def _quiet_tensorflow() -> None:
 
 
 def cmd_synth(args) -> int:
-    from helpers.curate import probe_and_split, read_manifest
+    from helpers.curate import probe_and_split
+    from helpers.manifest import read_manifest
     from helpers.synth import generate_dataset
 
     manifest = probe_and_split(generate_dataset(args.profile, args.out, seed=args.seed), random_state=args.seed or 0)
@@ -46,7 +47,8 @@ def cmd_validate(args) -> int:
 
 
 def cmd_curate(args) -> int:
-    from helpers.curate import curate_folder, read_manifest
+    from helpers.curate import curate_folder
+    from helpers.manifest import read_manifest
 
     manifest = curate_folder(args.root, args.out, dataset=args.dataset, random_state=args.seed)
     rows = read_manifest(manifest)
@@ -55,17 +57,26 @@ def cmd_curate(args) -> int:
     return 0
 
 
+def _context(args, notebook: str):
+    """The run context of a command, from its --profile, --manifest and --out options."""
+    from helpers.context import start_run
+
+    return start_run(notebook, profile=args.profile, manifest=getattr(args, "manifest", None) or "",
+                     run_dir=getattr(args, "out", None) or "", verbose=False)
+
+
 def cmd_features(args) -> int:
     from helpers.backbone import load_backbone
-    from helpers.curate import read_manifest
-    from helpers.features import extract_features, parse_shard
+    from helpers.features import cache_dir, extract_features, parse_shard
+    from helpers.manifest import read_manifest
     from helpers.pipeline import ensure_dataset
 
     _quiet_tensorflow()
-    manifest = Path(args.manifest) if args.manifest else ensure_dataset(args.profile)
-    backbone = load_backbone(args.profile, weights=args.weights, precision=args.precision)
+    ctx = _context(args, "cli_features")
+    manifest = ctx.manifest or ensure_dataset(ctx)  # any manifest will do: extraction needs no split
+    backbone = load_backbone(ctx.profile, weights=args.weights, precision=args.precision)
     print(backbone.status.message, file=sys.stderr)
-    records = extract_features(read_manifest(manifest), backbone, args.profile,
+    records = extract_features(read_manifest(manifest), backbone, ctx.profile, root=cache_dir(ctx.data_dir),
                                shard=parse_shard(args.shard) if args.shard else None)
     bad = [r for r in records if r.get("status", "").startswith("bad")]
     for r in bad:
@@ -77,19 +88,19 @@ def cmd_features(args) -> int:
 
 def cmd_train(args) -> int:
     from helpers.evaluate import clip_metrics
+    from helpers.features import sequence_inputs
+    from helpers.models import get_method
     from helpers.pipeline import ensure_features, ensure_head, ensure_models
-    from helpers.runner import current_run_dir
-    from helpers.train import load_model_dir, sequence_inputs
+    from helpers.train import load_model_dir
 
     _quiet_tensorflow()
-    run_dir = Path(args.out) if args.out else current_run_dir(args.profile)
-    clips = ensure_features(args.profile)
-    head = ensure_head(args.profile, clips, run_dir) if args.method == "lstm_softmax" else None
-    dirs = ensure_models(args.profile, clips, run_dir, [args.method], [args.seed], head=head)
-    model_dir = dirs[args.method, args.seed]
+    ctx = _context(args, "cli_train")
+    clips = ensure_features(ctx)
+    head = ensure_head(ctx, clips) if get_method(args.method).feature == "softmax" else None
+    model_dir = ensure_models(ctx, clips, [args.method], [args.seed], head=head)[args.method, args.seed]
     trained = load_model_dir(model_dir)
     test = clips.split("test")
-    x = sequence_inputs(test, trained.config["seq_len"], feature=trained.config.get("feature", "pool"), head=head)
+    x = sequence_inputs(test, trained.config["seq_len"], head=trained.head)
     m = clip_metrics(test.y, trained.predict(x))
     metrics = {"test_accuracy": m["accuracy"], "test_macro_f1": m["macro_f1"], "n_test": int(len(test))}
     (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -99,7 +110,7 @@ def cmd_train(args) -> int:
 
 def cmd_predict(args) -> int:
     from helpers.evaluate import Predictor, format_prediction, latest_predictor, prediction_json
-    from helpers.frames import VideoError
+    from helpers.media import MediaError
 
     _quiet_tensorflow()
     try:
@@ -114,7 +125,7 @@ def cmd_predict(args) -> int:
     for video in args.videos:
         try:
             p = predictor.predict_file(video)
-        except VideoError as exc:
+        except MediaError as exc:
             failures += 1
             print(f"error: {exc}", file=sys.stderr)
             continue
@@ -127,7 +138,7 @@ def cmd_run(args) -> int:
 
     _quiet_tensorflow()
     out, results = run_series(args.profile, only=args.only, out=args.out, update_figures=args.update_figures,
-                              cell_timeout=args.cell_timeout, manifest=args.manifest)
+                              cell_timeout=args.cell_timeout, manifest=args.manifest, notebooks=args.notebooks)
     for r in results:
         print(f"{r.notebook:40s} {r.status:7s} {r.wall_s:7.1f}s  {len(r.metrics)} metrics")
     failed = [r for r in results if r.status != "ok"]
@@ -168,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("curate", help="probe and split a folder-per-genre tree (or UCF101/HMDB51) into manifest.csv")
     p.add_argument("root", help="folder with one subfolder per genre (or per dataset class)")
-    p.add_argument("--dataset", choices=["ucf101", "hmdb51"], help="map dataset classes to genres with data/*_genre_map.csv")
+    p.add_argument("--dataset", choices=["ucf101", "hmdb51"], help="map dataset classes to genres with the maps in helpers/genre_maps/")
     p.add_argument("--out", help="manifest path (default: ROOT/manifest.csv)")
     p.add_argument("--seed", type=int, default=0, help="split seed")
     p.set_defaults(func=cmd_curate)
@@ -181,12 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
     p.set_defaults(func=cmd_features)
 
-    p = sub.add_parser("train", help="train one model on the cached features; write a model directory")
+    p = sub.add_parser("train", help="train one model on the cached features; write a model folder")
     profile_arg(p)
-    from helpers.train import METHODS
+    from helpers.models import METHODS
 
-    p.add_argument("--method", choices=METHODS, default="late_fusion")
+    p.add_argument("--method", choices=list(METHODS), default="late_fusion")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--manifest", help="a curated manifest.csv of real clips (default: the profile's synthetic set)")
     p.add_argument("--out", help="run folder (default: runs/<profile>)")
     p.set_defaults(func=cmd_train)
 
@@ -203,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-figures", action="store_true", help="also refresh the committed figures/")
     p.add_argument("--cell-timeout", type=int, help="seconds per cell (default: the profile's)")
     p.add_argument("--manifest", help="a curated manifest.csv of real clips (vgenre curate) in place of the synthetic set")
+    p.add_argument("--notebooks", type=Path, help="the folder of the series (default: notebooks/ of the repository)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="measure speed as ratios within one run; last line is key=value pairs")

@@ -9,6 +9,8 @@ cell tagged ``parameters`` of each notebook, and the notebook reads the rest fro
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,18 +32,18 @@ def repo_root() -> Path:
 
 
 def data_dir() -> Path:
-    """Where generated clips and feature caches go (``VGENRE_DATA_DIR`` overrides)."""
+    """Where generated clips and feature caches go (a user's ``VGENRE_DATA_DIR`` overrides)."""
     return Path(os.environ.get("VGENRE_DATA_DIR", repo_root() / "data")).resolve()
 
 
 def runs_dir() -> Path:
-    """Where executed notebooks, models and summaries go (``VGENRE_RUNS_DIR`` overrides)."""
+    """Where executed notebooks, models and summaries go (a user's ``VGENRE_RUNS_DIR`` overrides)."""
     return Path(os.environ.get("VGENRE_RUNS_DIR", repo_root() / "runs")).resolve()
 
 
 def figures_dir() -> Path:
-    """The committed figures the README shows (``VGENRE_FIGURES_DIR`` overrides)."""
-    return Path(os.environ.get("VGENRE_FIGURES_DIR", repo_root() / "figures")).resolve()
+    """The committed figures the README shows (``make run`` refreshes them)."""
+    return (repo_root() / "figures").resolve()
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,27 @@ class Profile:
     def as_dict(self) -> dict:
         """The profile as plain data (for JSON files and model configs)."""
         return asdict(self)
+
+    def settings(self, fields: tuple[str, ...]) -> dict:
+        """The values of *fields* as plain data, e.g. ``profile.settings(SYNTH_FIELDS)``."""
+        return {f: list(v) if isinstance(v := getattr(self, f), tuple) else v for f in fields}
+
+
+SYNTH_FIELDS: tuple[str, ...] = ("films_per_genre", "clips_per_film", "clip_seconds", "source_fps", "frame_size",
+                                  "audio_rate", "data_seed")
+"""The profile fields that shape the synthetic clips (and so key the dataset folder)."""
+
+TRAIN_FIELDS: tuple[str, ...] = ("seq_len", "lstm_units", "dense_units", "dropout", "epochs", "patience",
+                                 "learning_rate")
+"""The profile fields that shape a trained temporal model (besides its features and seed)."""
+
+HEAD_FIELDS: tuple[str, ...] = ("head_steps", "head_checkpoint_every", "head_batch")
+"""The profile fields that shape the retrained softmax head."""
+
+
+def settings_key(settings: dict, length: int = 12) -> str:
+    """A short stable hash of a settings dict: the name of whatever those settings produce."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 
 PROFILES: dict[str, Profile] = {

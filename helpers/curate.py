@@ -1,11 +1,12 @@
 """Curation: build a manifest from folder-per-genre trees, probe every file, split by group.
 
 The paper sorted UCF101, HMDB51, Hollywood2 and public-domain films into six genre folders by
-hand. The same curation is reproduced here through class-to-genre maps committed under ``data/``
-(``ucf101_genre_map.csv``, ``hmdb51_genre_map.csv``); unmapped classes are left out.
+hand. The same curation is reproduced here through class-to-genre maps shipped with the package
+(``helpers/genre_maps/ucf101.csv``, ``hmdb51.csv``); unmapped classes are left out.
 
-Every file is probed (duration, fps, size, audio) and a bad one is recorded with its reason in the
-``status`` column instead of stopping the batch.
+Every file is probed (duration, fps, size, audio, how much decodes) and a bad one is recorded with
+its reason in the ``status`` column instead of stopping the batch. Manifests are read and written
+by :mod:`helpers.manifest`.
 
 Example
 -------
@@ -16,16 +17,20 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
+from importlib import resources
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from helpers.config import GENRES, repo_root
-from helpers.synth import MANIFEST_NAME, write_manifest
+from helpers.config import GENRES
+from helpers.manifest import MANIFEST_NAME, clip_path, read_manifest, write_manifest
+from helpers.media import MediaError, check_decoded, open_media, stream_duration, video_frames
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv"}
-PROBE_FIELDS = ["duration", "fps", "width", "height", "has_audio", "status"]
+PROBE_FIELDS = ["duration", "fps", "width", "height", "has_audio", "decoded_share", "status"]
+SPLIT_TOLERANCE = 0.05  # GroupedSplit warns when a genre's split is further than this from the request
 
 
 class CurationError(ValueError):
@@ -33,48 +38,30 @@ class CurationError(ValueError):
 
 
 def probe_video(path: str | Path) -> dict:
-    """Duration (s), frame rate, size and audio presence of one file, plus ``status``.
+    """Duration (s), frame rate, size, audio presence and decoded share of one file, plus ``status``.
 
-    ``status`` is ``"ok"`` or ``"bad: <reason>"``; this function never raises for a bad file.
-    A file is bad when it is empty, not a video, has no video stream, or cannot be decoded to
-    its first frame (truncated files often fail there).
+    ``status`` is ``"ok"`` or ``"bad: <reason>"``, the reason being that of the
+    :class:`~helpers.media.MediaError` :func:`helpers.frames.sample_frames` raises for the file
+    (missing, empty, not media, no video stream, undecodable, or decoding less than
+    :data:`helpers.media.MIN_DECODED_SHARE` of its duration). This function never raises for a
+    bad file. The whole video stream is decoded (frames are not converted).
     """
-    import av
-
     path = Path(path)
-    info = {"duration": 0.0, "fps": 0.0, "width": 0, "height": 0, "has_audio": False}
+    info = {"duration": 0.0, "fps": 0.0, "width": 0, "height": 0, "has_audio": False, "decoded_share": 0.0}
     try:
-        if path.is_dir():
-            return {**info, "status": "bad: is a folder, not a video file"}
-        size = path.stat().st_size
-        if size == 0:
-            return {**info, "status": "bad: empty file (0 bytes)"}
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return {**info, "status": "bad: no video stream"}
+        with open_media(path, need="video") as container:
             stream = container.streams.video[0]
             info["has_audio"] = bool(container.streams.audio)
             info["fps"] = round(float(stream.average_rate or stream.guessed_rate or 0), 3)
             info["width"], info["height"] = stream.codec_context.width, stream.codec_context.height
-            if container.duration:
-                info["duration"] = round(container.duration / 1_000_000, 3)
-            elif stream.duration and stream.time_base:
-                info["duration"] = round(float(stream.duration * stream.time_base), 3)
-            decoded = 0
-            last_t = 0.0
-            for frame in container.decode(stream):
-                decoded += 1
-                if frame.pts is not None:
-                    last_t = float(frame.pts * frame.time_base)
-            if decoded == 0:
-                return {**info, "status": "bad: no decodable video frames"}
-            if info["duration"] and last_t < 0.5 * info["duration"] - 1.0:
-                return {**info, "status": f"bad: truncated (frames stop at {last_t:.1f}s of {info['duration']:.1f}s)"}
-    except PermissionError:
-        return {**info, "status": "bad: permission denied"}
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        reason = str(exc).split(":")[0] if "Invalid data" in str(exc) else exc.__class__.__name__
-        return {**info, "status": f"bad: not a readable video ({reason})"}
+            total = stream_duration(container, stream)
+            info["duration"] = round(container.duration / 1_000_000 if container.duration else total or 0.0, 3)
+            decoded = 0.0
+            for _, _, decoded in video_frames(path, container):
+                pass
+            info["decoded_share"] = round(check_decoded(path, "video", decoded, total), 3)
+    except MediaError as exc:
+        return {**info, "status": f"bad: {exc.reason}"}
     return {**info, "status": "ok"}
 
 
@@ -141,15 +128,26 @@ def default_group(path: Path, genre_folder: Path | None = None) -> str:
 
 
 def load_genre_map(name: str) -> dict[str, str]:
-    """A committed class-to-genre map (``ucf101`` or ``hmdb51``) as ``{class: genre}``."""
-    path = repo_root() / "data" / f"{name}_genre_map.csv"
-    if not path.exists():
-        raise CurationError(f"{path}: no such genre map; available: ucf101, hmdb51")
-    with path.open(newline="") as fh:
+    """A class-to-genre map shipped with the package (``ucf101`` or ``hmdb51``) as ``{class: genre}``.
+
+    The maps are package data (``helpers/genre_maps/<name>.csv``, columns ``class``, ``genre``,
+    ``why``); a class with an empty genre is left out.
+
+    Raises
+    ------
+    CurationError
+        When there is no map called *name*, or it names a genre outside ``GENRES``.
+    """
+    folder = resources.files("helpers") / "genre_maps"
+    source = folder / f"{name}.csv"
+    if not source.is_file():
+        available = sorted(f.name.removesuffix(".csv") for f in folder.iterdir() if f.name.endswith(".csv"))
+        raise CurationError(f"{name}: no such genre map; available: {', '.join(available)}")
+    with source.open("r", newline="", encoding="utf-8") as fh:
         mapping = {r["class"]: r["genre"] for r in csv.DictReader(fh) if r["genre"]}
     unknown = set(mapping.values()) - set(GENRES)
     if unknown:
-        raise CurationError(f"{path}: genres {sorted(unknown)} are not among {GENRES}")
+        raise CurationError(f"{source}: genres {sorted(unknown)} are not among {GENRES}")
     return mapping
 
 
@@ -165,8 +163,24 @@ def manifest_from_dataset(root: str | Path, dataset: str, *, probe: bool = True)
 class GroupedSplit:
     """Split clips into train/val/test so that no group (film, UCF101 gNN) lands on two sides.
 
-    Stratified by genre as far as groups allow, with one ``random_state``; built on
-    scikit-learn's ``StratifiedGroupKFold``. The paper's ratios are 80/10/10.
+    Each genre's groups are shuffled (one ``random_state``, as in scikit-learn) and dealt out whole:
+    its smallest group to test and the next smallest to validation first, so that every side holds
+    every genre, then each next group goes to the held-out side it brings closest to its requested
+    share of the genre's clips, else to train. With many groups per genre the requested fractions
+    hold to within a group; with few, the one-group-per-side floor dominates (5 films of 2 clips
+    per genre give 3/1/1 films, 60/20/20) and a ``UserWarning`` says so whenever a genre is more
+    than ``SPLIT_TOLERANCE`` off the request.
+    The paper's ratios are 80/10/10.
+
+    Parameters
+    ----------
+    test_size, val_size : fractions of each genre's clips to hold out (``val_size`` may be 0)
+    random_state : int, ``numpy.random.RandomState`` or None, as in scikit-learn
+
+    Raises
+    ------
+    ValueError
+        From :meth:`split`, when a genre has fewer groups than sides (3, or 2 without validation).
 
     Example
     -------
@@ -174,35 +188,93 @@ class GroupedSplit:
     >>> train, val, test = split.split(X, y, groups)  # doctest: +SKIP
     """
 
-    def __init__(self, test_size: float = 0.1, val_size: float = 0.1, random_state: int | None = 0):
+    def __init__(self, test_size: float = 0.1, val_size: float = 0.1,
+                 random_state: int | np.random.RandomState | None = 0):
         if not 0 < test_size < 1 or not 0 <= val_size < 1 or test_size + val_size >= 1:
             raise ValueError(f"test_size and val_size must be fractions summing below 1, got {test_size}, {val_size}")
         self.test_size, self.val_size, self.random_state = test_size, val_size, random_state
 
     def split(self, X, y, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Indices of train, validation and test rows."""
+        """Sorted indices of the train, validation and test rows.
+
+        *X* is only used for its length, as in scikit-learn. A group whose clips carry several genres
+        belongs to its most common one, and all its clips go to one side.
+        """
+        from sklearn.utils import check_random_state
+
         y, groups = np.asarray(y), np.asarray(groups)
-        idx = np.arange(len(y))
-        test = self._hold_out(idx, y, groups, self.test_size)
-        rest = np.setdiff1d(idx, test)
-        val = np.array([], int)
-        if self.val_size:
-            val = self._hold_out(rest, y, groups, self.val_size / (1 - self.test_size))
-        train = np.setdiff1d(rest, val)
-        return train, val, test
+        if not len(X) == len(y) == len(groups):
+            raise ValueError(f"X, y and groups need one entry per clip, got {len(X)}, {len(y)}, {len(groups)}")
+        if not len(y):
+            return (np.array([], int),) * 3
+        rng = check_random_state(self.random_state)
+        sides = ("train", "val", "test") if self.val_size else ("train", "test")
+        wanted = {"train": 1 - self.test_size - self.val_size, "val": self.val_size, "test": self.test_size}
+        genres, genre_of_clip = np.unique(y, return_inverse=True)
+        names, group_of_clip, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+        counts = np.zeros((len(names), len(genres)), int)
+        np.add.at(counts, (group_of_clip, genre_of_clip), 1)
+        home = counts.argmax(axis=1)
+        side_of_group = np.empty(len(names), object)
+        for g, genre in enumerate(genres):
+            own = np.flatnonzero(home == g)
+            if len(own) < len(sides):
+                raise ValueError(f"GroupedSplit: genre {genre} has only {len(own)} group(s); a {'/'.join(sides)} "
+                                 f"split needs at least {len(sides)} without splitting a group")
+            order = own[rng.permutation(len(own))]
+            smallest = np.argsort(sizes[order], kind="stable")[:len(sides) - 1]  # the groups held out first
+            order = np.concatenate([order[smallest], np.delete(order, smallest)])
+            side_of_group[order] = _deal(sizes[order], sides, wanted)
+        side_of_clip = side_of_group[group_of_clip]
+        self._warn_if_off(genres, genre_of_clip, side_of_clip, home, side_of_group, sides, wanted)
+        return tuple(np.flatnonzero(side_of_clip == side) if side in sides else np.array([], int)
+                     for side in ("train", "val", "test"))
 
-    def _hold_out(self, idx, y, groups, fraction):
-        from sklearn.model_selection import StratifiedGroupKFold
+    @staticmethod
+    def _warn_if_off(genres, genre_of_clip, side_of_clip, home, side_of_group, sides, wanted) -> None:
+        """One UserWarning naming every genre whose achieved split is off the request."""
+        def percent(fractions: dict[str, float]) -> str:
+            return "/".join(str(round(100 * fractions[s])) for s in sides)
 
-        # each genre needs a group on every side: fewer folds when a genre has few groups
-        groups_per_genre = [len(np.unique(groups[idx][y[idx] == g])) for g in np.unique(y[idx])]
-        n_splits = int(min(max(2, round(1 / fraction)), min(groups_per_genre)))
-        if n_splits < 2:
-            raise ValueError(f"a genre has only {min(groups_per_genre)} group(s): cannot hold out {fraction:.0%} "
-                             "of the clips without splitting a group")
-        cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
-        _, held = next(cv.split(idx, y[idx], groups[idx]))
-        return idx[held]
+        off: dict[str, list[str]] = {}
+        for g, genre in enumerate(genres):
+            clips = side_of_clip[genre_of_clip == g]
+            got = {s: float(np.mean(clips == s)) for s in sides}
+            if max(abs(got[s] - wanted[s]) for s in sides) > SPLIT_TOLERANCE:
+                n_groups = {s: int(np.sum(side_of_group[home == g] == s)) for s in sides}
+                how = (f"{sum(n_groups.values())} groups: " + " / ".join(f"{n_groups[s]} {s}" for s in sides)
+                       + f" ({percent(got)}% of clips) instead of {percent(wanted)}")
+                off.setdefault(how, []).append(str(genre))
+        if off:
+            parts = [f"genre{'s' * (len(gs) > 1)} {', '.join(gs)} {'have' if len(gs) > 1 else 'has'} {how}"
+                     for how, gs in off.items()]
+            warnings.warn("GroupedSplit: " + "; ".join(parts) + " (groups are kept whole, at least one per side)",
+                          UserWarning, stacklevel=3)
+
+
+def _deal(sizes: np.ndarray, sides: tuple[str, ...], wanted: dict[str, float]) -> list[str]:
+    """Sides for groups of *sizes* clips, in the given (shuffled) order.
+
+    Test and validation first take one group each; every next group goes to the held-out side
+    furthest below its target when that brings it closer (its deficit exceeds half the group),
+    else to train. The last group goes to train if train is still empty.
+    """
+    total, held = sizes.sum(), [s for s in ("test", "val") if s in sides]
+    got = dict.fromkeys(sides, 0)
+    out = []
+    for i, n in enumerate(sizes):
+        empty = [s for s in held if not got[s]]
+        if empty:
+            side = empty[0]
+        elif i == len(sizes) - 1 and not got["train"]:
+            side = "train"
+        else:
+            side = max(held, key=lambda s: wanted[s] * total - got[s])
+            if wanted[side] * total - got[side] <= n / 2:
+                side = "train"
+        got[side] += n
+        out.append(side)
+    return out
 
 
 def assign_split(rows: list[dict], *, test_size: float = 0.1, val_size: float = 0.1,
@@ -220,26 +292,6 @@ def assign_split(rows: list[dict], *, test_size: float = 0.1, val_size: float = 
         if row.get("split") != "hard":
             row["split"] = names.get(i, "excluded")
     return rows
-
-
-def read_manifest(path: str | Path) -> list[dict]:
-    """Read a manifest CSV; paths stay relative to the manifest's folder (see :func:`clip_path`)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
-    if not path.exists():
-        raise CurationError(f"{path}: manifest not found")
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for row in rows:
-        row["_root"] = str(path.parent)
-    return rows
-
-
-def clip_path(row: dict) -> Path:
-    """The absolute path of a manifest row's clip."""
-    p = Path(row["path"])
-    return p if p.is_absolute() else Path(row.get("_root", ".")) / p
 
 
 def probe_and_split(manifest: str | Path, *, random_state: int = 0) -> Path:
@@ -265,14 +317,17 @@ def curate_folder(root: str | Path, out: str | Path | None = None, *, dataset: s
 
 
 def validate_paths(paths: list[str | Path]) -> list[dict]:
-    """Probe every video under *paths* (files or folders); one row per file with its status."""
+    """Probe every video under *paths* (files, or folders searched for video files).
+
+    Returns one row per file: ``path`` and the :func:`probe_video` fields, whose ``status`` is
+    ``ok`` or ``bad: <reason>`` (a missing file is ``bad: file not found``).
+    """
     rows = []
     for p in map(Path, paths):
         if p.is_dir():
             problems: list[dict] = []
-            for f in _video_files(p, problems):
-                rows.append({"path": str(f), **probe_video(f)})
+            rows += [{"path": str(f), **probe_video(f)} for f in _video_files(p, problems)]
             rows += [{"path": q["path"], "status": q["status"]} for q in problems]
         else:
-            rows.append({"path": str(p), **probe_video(p)} if p.exists() else {"path": str(p), "status": "bad: file not found"})
+            rows.append({"path": str(p), **probe_video(p)})
     return rows

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.config import GENRES, get_profile, runs_dir
-from helpers.frames import make_sequences
+from helpers.models import get_method
 
 
 def clip_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
@@ -116,8 +116,9 @@ class Predictor:
     """
 
     def __init__(self, model_dir: str | Path):
-        from helpers.backbone import Backbone, WeightsStatus, resolve_weights
+        from helpers.backbone import Backbone
         from helpers.train import load_model_dir
+        from helpers.weights import random_status, resolve_weights
 
         self.model_dir = Path(model_dir)
         self.trained = load_model_dir(self.model_dir)
@@ -126,10 +127,10 @@ class Predictor:
         feats = cfg.get("features", {})
         self.seq_len = int(cfg["seq_len"])
         self.fps = float(cfg.get("fps", self.profile.sample_fps))
-        weights_id = feats.get("weights", "random-1234")
+        weights_id = feats.get("weights", random_status().weights_id)
         size = int(feats.get("input_size", self.profile.input_size))
-        if weights_id.startswith("random"):
-            status = WeightsStatus("random", None, weights_id, "random backbone, as in training")
+        if weights_id == random_status().weights_id:
+            status = random_status(self.profile.name)
         else:
             status = resolve_weights(self.profile)
             if status.weights_id != weights_id:
@@ -137,31 +138,22 @@ class Predictor:
                                    f"found now are {status.weights_id} ({status.path}); set VGENRE_WEIGHTS to the "
                                    "file used in training")
         self.backbone = Backbone(size, status, feats.get("precision", "float32"))
-        self.head = None
-        if cfg.get("feature") == "softmax":
-            import keras
-
-            self.head = keras.models.load_model(cfg["head"])
-        self.video_only = None
-        if cfg.get("components"):
-            self.video_only = load_model_dir(cfg["components"][0])
+        self.video_only = self.trained.branch("video") if "video" in cfg.get("parts", {}) else None
 
     def predict_file(self, path: str | Path) -> Prediction:
-        """Classify one file; raises :class:`helpers.frames.VideoError` for a bad one."""
-        from helpers.features import clip_features, softmax_features
+        """Classify one file; raises :class:`helpers.media.MediaError` for a bad one."""
+        from helpers.features import clip_features, clip_inputs
 
         f = clip_features(path, self.backbone, self.profile)
-        video = softmax_features(self.head, f["pool"]) if self.head is not None else f["pool"]
         stride = max(1, self.seq_len // 2)
-        vw, mask = make_sequences(video, self.seq_len, policy="sliding", stride=stride)
-        aw, _ = make_sequences(f["audio"], self.seq_len, policy="sliding", stride=stride)
-        tw, _ = make_sequences(f["thumbs"], self.seq_len, policy="sliding", stride=stride)
-        inputs = {"video": vw.astype(np.float32), "audio": aw.astype(np.float32), "mask": mask, "thumbs": tw}
+        inputs = clip_inputs(f["pool"], f["audio"], f["thumbs"], self.seq_len, head=self.trained.head,
+                             policy="sliding", stride=stride)
+        mask = inputs["mask"]
         model, note = self.trained, ""
         if not f["has_audio"]:
             if self.video_only is not None:
                 model, note = self.video_only, "no audio track: classified by the video branch alone"
-            elif self.trained.method in ("audio_only", "early_fusion"):
+            elif "audio" in get_method(self.trained.method).inputs:
                 note = "no audio track: the model saw silence in place of audio"
         probs = model.predict(inputs)
         weights = mask.sum(1) / mask.sum()
@@ -169,7 +161,7 @@ class Predictor:
         clip = clip / clip.sum()
         times = f["timestamps"]
         duration = float(times[-1] + 1.0 / self.fps) if len(times) else 0.0
-        starts = np.arange(len(vw)) * stride
+        starts = np.arange(len(mask)) * stride
         return Prediction(str(path), GENRES[int(clip.argmax())],
                           {g: round(float(p), 6) for g, p in zip(GENRES, clip)}, bool(f["has_audio"]),
                           timeline(probs, starts, self.seq_len, self.fps, duration), round(duration, 3), note)

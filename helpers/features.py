@@ -22,24 +22,25 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from helpers.audio import frame_audio_features, load_audio
-from helpers.config import Profile, data_dir, get_profile
-from helpers.curate import clip_path
-from helpers.frames import VideoError, sample_frames
+from helpers.config import GENRES, Profile, data_dir, get_profile
+from helpers.frames import make_sequences, sample_frames
+from helpers.manifest import clip_path
+from helpers.media import MediaError
 
 FEATURE_VERSION = 3  # bump whenever decoding or resizing changes the features
 THUMB_SIZE = 32
 
 
-def cache_dir() -> Path:
-    """Where feature files go (under the data folder)."""
-    return data_dir() / "cache" / "features"
+def cache_dir(root: Path | None = None) -> Path:
+    """Where feature files go: ``cache/features`` under the data folder *root* (default: :func:`data_dir`)."""
+    return Path(root or data_dir()) / "cache" / "features"
 
 
 def content_hash(path: str | Path) -> str:
@@ -70,7 +71,7 @@ def feature_key(clip_hash: str, settings: dict) -> str:
 
 
 def feature_path(key: str, root: Path | None = None) -> Path:
-    """The file a key is stored in."""
+    """The file a key is stored in, under the feature cache folder *root* (default: :func:`cache_dir`)."""
     return (root or cache_dir()) / key[:2] / f"{key}.npz"
 
 
@@ -206,7 +207,7 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
                 futures.append(pool.submit(decode_clip, Path(todo[i + 2]["path"]), prof, backbone.input_size))
             try:
                 d = futures[i].result()
-            except VideoError as exc:
+            except MediaError as exc:
                 rec["status"] = f"bad: {exc}"
                 bar.update(1)
                 continue
@@ -228,3 +229,66 @@ def load_feature_file(path: str | Path) -> dict:
 def softmax_features(head, pool: np.ndarray) -> np.ndarray:
     """The paper's softmax features: the retrained head's six genre probabilities per frame."""
     return np.asarray(head.predict(pool, verbose=0, batch_size=512), np.float32)
+
+
+@dataclass
+class ClipSet:
+    """Per-clip features and labels of a set of clips (one entry per clip), read from feature files."""
+
+    pool: list[np.ndarray]
+    audio: list[np.ndarray]
+    thumbs: list[np.ndarray]
+    has_audio: np.ndarray
+    y: np.ndarray
+    meta: list[dict] = field(default_factory=list)
+
+    def subset(self, index) -> "ClipSet":
+        """The clips at *index* (a boolean mask or integer indices)."""
+        idx = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, int)
+        return ClipSet([self.pool[i] for i in idx], [self.audio[i] for i in idx], [self.thumbs[i] for i in idx],
+                       self.has_audio[idx], self.y[idx], [self.meta[i] for i in idx])
+
+    def split(self, name: str) -> "ClipSet":
+        """The clips whose manifest split is *name* (train, val, test or hard)."""
+        return self.subset(np.array([m.get("split") == name for m in self.meta], bool))
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def load_clips(rows: list[dict], records: list[dict]) -> ClipSet:
+    """Join manifest rows with their feature files (records of :func:`extract_features`) into a ClipSet."""
+    by_path = {r["path"]: r for r in records if r.get("status") in ("cached", "written")}
+    pool, audio, thumbs, has_audio, y, meta = [], [], [], [], [], []
+    for row in rows:
+        rec = by_path.get(str(clip_path(row)))
+        if rec is None or row.get("genre") not in GENRES:
+            continue
+        f = load_feature_file(rec["file"])
+        pool.append(f["pool"]); audio.append(f["audio"]); thumbs.append(f["thumbs"])
+        has_audio.append(bool(f["has_audio"])); y.append(GENRES.index(row["genre"]))
+        meta.append({k: v for k, v in row.items() if not k.startswith("_")} | {"file": rec["file"],
+                    "abspath": rec["path"], "timestamps": f["timestamps"]})
+    return ClipSet(pool, audio, thumbs, np.array(has_audio, bool), np.array(y, int), meta)
+
+
+def clip_inputs(pool: np.ndarray, audio: np.ndarray, thumbs: np.ndarray, seq_len: int, *, head=None,
+                policy: str = "pad", stride: int | None = None) -> dict[str, np.ndarray]:
+    """The model inputs of one clip: windows of *seq_len* steps of ``video``, ``audio`` and ``thumbs``
+    with their ``mask``, cut by :func:`helpers.frames.make_sequences` (*policy* ``pad``: one window;
+    ``sliding``: one every *stride* steps). With a retrained *head*, ``video`` holds its softmax
+    features in place of the pool features. This is the one place a clip's model inputs are built.
+    """
+    video = softmax_features(head, pool) if head is not None else pool
+    windows, mask = make_sequences(video, seq_len, policy=policy, stride=stride)
+    return {"video": windows.astype(np.float32), "mask": mask,
+            "audio": make_sequences(audio, seq_len, policy=policy, stride=stride)[0].astype(np.float32),
+            "thumbs": make_sequences(thumbs, seq_len, policy=policy, stride=stride)[0]}
+
+
+def sequence_inputs(clips: ClipSet, seq_len: int, *, head=None) -> dict[str, np.ndarray]:
+    """Every clip's one window (:func:`clip_inputs`, policy ``pad``) stacked into model inputs ``[N, ...]``."""
+    if not len(clips):
+        raise ValueError("no clips to stack into model inputs")
+    per_clip = [clip_inputs(p, a, t, seq_len, head=head) for p, a, t in zip(clips.pool, clips.audio, clips.thumbs)]
+    return {k: np.concatenate([c[k] for c in per_clip]) for k in per_clip[0]}

@@ -11,35 +11,33 @@ Example
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
-
-class VideoError(ValueError):
-    """A video that cannot be read; the message names the file and the reason."""
+from helpers.media import check_decoded, open_media, stream_duration, video_frames
 
 
-def _open_video(path: str | Path):
-    import av
+@dataclass(frozen=True)
+class DecodedVideo:
+    """What :func:`decode_video` got from one clip.
 
-    path = Path(path)
-    if not path.exists():
-        raise VideoError(f"{path}: file not found")
-    if path.is_dir():
-        raise VideoError(f"{path}: is a folder, not a video file")
-    if path.stat().st_size == 0:
-        raise VideoError(f"{path}: file is empty (0 bytes)")
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoError(f"{path}: not a readable video ({exc.__class__.__name__}: {exc})") from None
-    if not container.streams.video:
-        container.close()
-        raise VideoError(f"{path}: has no video stream")
-    return container
+    Attributes
+    ----------
+    samples : one ``(frames, timestamps)`` pair per request, as :func:`sample_frames` returns
+    duration : seconds the file declares for its video, or None when it declares none
+    decoded_seconds : seconds of video that decoded (up to the end of the last frame)
+    share : ``decoded_seconds / duration`` in ``[0, 1]`` (1.0 when the duration is unknown); never
+        below :data:`helpers.media.MIN_DECODED_SHARE`, since a clip decoding less is refused
+    """
+
+    samples: list[tuple[np.ndarray, np.ndarray]]
+    duration: float | None
+    decoded_seconds: float
+    share: float
 
 
 def _rotate(img: np.ndarray, degrees: float) -> np.ndarray:
@@ -58,11 +56,36 @@ def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
     return _rotate(frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA"), rotation)
 
 
-def sample_frames_multi(path: str | Path, requests: Sequence[tuple[float, tuple[int, int] | None]]
-                        ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Sample one clip for several ``(fps, size)`` requests while decoding it only once.
+def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, int] | None]]) -> DecodedVideo:
+    """Decode a clip once, sampling it for every ``(fps, size)`` request, and say how much decoded.
 
-    Returns one ``(frames, timestamps)`` pair per request, as :func:`sample_frames` does.
+    Sampling is that of :func:`sample_frames`. A stream that FFmpeg stops decoding part-way (a
+    truncated or damaged file) is kept when it covers :data:`helpers.media.MIN_DECODED_SHARE` of the
+    declared duration; ``share`` reports how much it covered.
+
+    Parameters
+    ----------
+    path : video file
+    requests : ``(fps, size)`` pairs; *size* is ``(height, width)`` or None for the source size
+
+    Returns
+    -------
+    DecodedVideo
+
+    Raises
+    ------
+    MediaError
+        When the file cannot be opened, has no video stream, decodes no frame, or decodes less
+        than the minimum share (the message names the file and says how much decoded).
+    ValueError
+        When a request has a non-positive *fps* or a malformed *size*.
+
+    Example
+    -------
+    >>> clip = decode_video("clip.mp4", [(4.0, (299, 299)), (1.0, None)])  # doctest: +SKIP
+    >>> frames, times = clip.samples[0]  # doctest: +SKIP
+    >>> clip.share  # doctest: +SKIP
+    1.0
     """
     if not requests:
         raise ValueError("requests must name at least one (fps, size) pair")
@@ -72,49 +95,35 @@ def sample_frames_multi(path: str | Path, requests: Sequence[tuple[float, tuple[
         if size is not None and (len(size) != 2 or min(size) < 1):
             raise ValueError(f"size must be (height, width) with positive values, got {size!r}")
     path = Path(path)
-    container = _open_video(path)
     kept: list[list[np.ndarray]] = [[] for _ in requests]
     stamps: list[list[float]] = [[] for _ in requests]
     next_k = [0 for _ in requests]
+    with open_media(path, need="video") as container:
+        duration = stream_duration(container, container.streams.video[0])
+        decoded = 0.0
+        for frame, _, until in video_frames(path, container):
+            converted: dict = {}  # one conversion per distinct size, and none for frames not kept
+            for k, (fps, size) in enumerate(requests):
+                while next_k[k] / fps < until - 1e-9:  # every sample time before the next frame shows
+                    if size not in converted:
+                        converted[size] = _to_rgb(frame, size)
+                    kept[k].append(converted[size])
+                    stamps[k].append(next_k[k] / fps)
+                    next_k[k] += 1
+            decoded = until
+    share = check_decoded(path, "video", decoded, duration)
+    samples = [(np.stack(k), np.asarray(s, np.float64)) for k, s in zip(kept, stamps)]
+    return DecodedVideo(samples, duration, decoded, share)
 
-    def emit(frame, until: float) -> None:
-        """Keep *frame* for every sample time before *until* (it is on screen until then)."""
-        converted: dict = {}  # one conversion per distinct size, and none for frames not kept
-        for k, (fps, size) in enumerate(requests):
-            while next_k[k] / fps < until - 1e-9:
-                if size not in converted:
-                    converted[size] = _to_rgb(frame, size)
-                img = converted[size]
-                kept[k].append(img)
-                stamps[k].append(next_k[k] / fps)
-                next_k[k] += 1
 
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
-        prev, prev_t, step = None, 0.0, None
-        for frame in container.decode(stream):
-            if frame.pts is None:
-                continue
-            t = float(frame.pts * frame.time_base)
-            start = t if start is None else start
-            t -= start
-            if prev is not None:
-                step = t - prev_t if t > prev_t else step
-                emit(prev, t)
-            prev, prev_t = frame, t
-        if prev is not None:  # the last frame stays on screen for one frame duration
-            rate = float(stream.average_rate or stream.guessed_rate or 0) or None
-            emit(prev, prev_t + (1.0 / rate if rate else (step or 1e-3)))
-    except Exception as exc:  # PyAV raises several error types for broken streams
-        if not any(kept):
-            raise VideoError(f"{path}: cannot decode video ({exc.__class__.__name__}: {exc})") from None
-    finally:
-        container.close()
-    if not any(kept):
-        raise VideoError(f"{path}: no decodable video frames")
-    return [(np.stack(k), np.asarray(s, np.float64)) for k, s in zip(kept, stamps)]
+def sample_frames_multi(path: str | Path, requests: Sequence[tuple[float, tuple[int, int] | None]]
+                        ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Sample one clip for several ``(fps, size)`` requests while decoding it only once.
+
+    Returns one ``(frames, timestamps)`` pair per request, as :func:`sample_frames` does; see
+    :func:`decode_video` for how much of a damaged clip must decode.
+    """
+    return decode_video(path, requests).samples
 
 
 def sample_frames(path: str | Path, fps: float = 4.0, size: tuple[int, int] | None = None
@@ -140,8 +149,9 @@ def sample_frames(path: str | Path, fps: float = 4.0, size: tuple[int, int] | No
 
     Raises
     ------
-    VideoError
-        When the file is missing, empty, not a video or undecodable (the message names it).
+    MediaError
+        When the file is missing, empty, not a video, undecodable or decodes less than
+        :data:`helpers.media.MIN_DECODED_SHARE` of its duration (the message names it).
     """
     return sample_frames_multi(path, [(fps, size)])[0]
 

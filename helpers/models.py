@@ -1,6 +1,9 @@
 """The paper's LSTM over frame features, the baselines of its Table I, audio-visual fusion.
 
-Every builder is a short function that returns a compiled-ready ``keras.Model``. Sequence models
+Every builder is a short function that returns a compiled-ready ``keras.Model``. :data:`METHODS`
+is the one registry of the series' methods: for each, how it is built, which inputs it takes, which
+feature it reads, whether it trains per frame or per clip, its batch size and what it combines.
+Training, prediction, the pipeline and notebook 05 all read it. Sequence models
 take a dict of inputs: ``video`` ``[T, D]`` (pool or softmax features), ``audio`` ``[T, n_mels]``,
 ``mask`` ``[T]`` (True on real steps, False on padding) and, for the 3D CNN, ``thumbs``
 ``[T, 32, 32, 3]``. Inputs are standardised inside the model (``Normalization`` with statistics
@@ -8,9 +11,12 @@ of the training split), so a saved model carries its own preprocessing.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
-from helpers.config import GENRES
+from helpers.config import GENRES, Profile
 
 N_CLASSES = len(GENRES)
 
@@ -139,3 +145,100 @@ def standardisation_stats(x: np.ndarray, mask: np.ndarray | None = None) -> tupl
     """Per-feature mean and variance over real steps (for the models' Normalization layers)."""
     flat = x.reshape(-1, x.shape[-1]) if mask is None else x[mask]
     return flat.mean(0), flat.var(0) + 1e-8
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method of the series, as the registry :data:`METHODS` describes it.
+
+    Attributes
+    ----------
+    name : the method's name (``lstm_pool``, ...)
+    inputs : the model inputs it takes, a subset of ``video``, ``audio``, ``mask``, ``thumbs``
+        (per-frame methods take one frame's ``video`` features)
+    feature : the video feature it reads: ``pool`` (2048-d) or ``softmax`` (the retrained head's
+        six probabilities per frame)
+    per_frame : trains on single frames; a clip's answer comes from its frames (see *frame_pooling*)
+    frame_pooling : for per-frame methods, ``middle`` (one frame) or ``mean`` (average over frames)
+    batch_size : training batch size
+    build : ``build(profile, train_inputs) -> keras.Model``; None for methods made from others
+    same_model_as : a per-frame method that reuses another's trained model (``frame_average``)
+    parts : the trained methods a combination averages (``late_fusion``)
+    table_row : the row of the paper's Table I it stands for, or what it adds
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    feature: str = "pool"
+    per_frame: bool = False
+    frame_pooling: str = ""
+    batch_size: int = 32
+    build: Callable[[Profile, dict], object] | None = None
+    same_model_as: str = ""
+    parts: tuple[str, ...] = ()
+    table_row: str = ""
+
+
+def _stats(x: dict, name: str) -> dict:
+    mean, variance = standardisation_stats(x[name], x["mask"])
+    return {"mean": mean, "variance": variance}
+
+
+def _build_frame(prof: Profile, x: dict):
+    return build_frame_classifier(x["video"].shape[-1], dense_units=prof.dense_units, dropout=prof.dropout,
+                                  **_stats(x, "video"))
+
+
+def _build_mlp(prof: Profile, x: dict):
+    T, D = x["video"].shape[1:]
+    return build_mlp_classifier(T, D, dense_units=prof.dense_units, dropout=prof.dropout, **_stats(x, "video"))
+
+
+def _build_conv3d(prof: Profile, x: dict):
+    return build_conv3d_classifier(x["thumbs"].shape[1], x["thumbs"].shape[2], dropout=prof.dropout)
+
+
+def _build_lstm(name: str):
+    def build(prof: Profile, x: dict):
+        T, D = x[name].shape[1:]
+        return build_lstm_classifier(T, D, units=prof.lstm_units, dense_units=prof.dense_units, dropout=prof.dropout,
+                                     input_name=name, **_stats(x, name))
+    return build
+
+
+def _build_early_fusion(prof: Profile, x: dict):
+    T, D = x["video"].shape[1:]
+    video, audio = _stats(x, "video"), _stats(x, "audio")
+    return build_early_fusion(T, D, x["audio"].shape[-1], units=prof.lstm_units, dense_units=prof.dense_units,
+                              dropout=prof.dropout, video_stats=(video["mean"], video["variance"]),
+                              audio_stats=(audio["mean"], audio["variance"]))
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("single_frame", ("video",), per_frame=True, frame_pooling="middle", batch_size=256, build=_build_frame,
+           table_row="ConvNet (one frame)"),
+    Method("frame_average", ("video",), per_frame=True, frame_pooling="mean", batch_size=256,
+           same_model_as="single_frame", table_row="frame predictions averaged over the clip"),
+    Method("mlp", ("video", "mask"), build=_build_mlp, table_row="time-distributed MLP over the sequence"),
+    Method("conv3d", ("thumbs", "mask"), build=_build_conv3d, table_row="3D ConvNet (small, on thumbnails)"),
+    Method("lstm_softmax", ("video", "mask"), feature="softmax", build=_build_lstm("video"),
+           table_row="CNN-RNN on the retrained head's softmax"),
+    Method("lstm_pool", ("video", "mask"), build=_build_lstm("video"), table_row="CNN-RNN on pool features"),
+    Method("audio_only", ("audio", "mask"), build=_build_lstm("audio"), table_row="beyond Table I: sound alone"),
+    Method("early_fusion", ("video", "audio", "mask"), build=_build_early_fusion,
+           table_row="beyond Table I: video and sound into one LSTM"),
+    Method("late_fusion", ("video", "audio", "mask"), parts=("lstm_pool", "audio_only"),
+           table_row="beyond Table I: the two LSTMs' probabilities averaged"),
+)}
+"""The registry of methods, in the order of the paper's Table I, then the audio-visual ones."""
+
+VIDEO_METHODS: tuple[str, ...] = tuple(m for m, spec in METHODS.items() if "audio" not in spec.inputs and not spec.parts)
+"""The methods that see only frames."""
+
+
+def get_method(name: str) -> Method:
+    """The registry entry of *name*; raises ValueError naming the methods there are."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None

@@ -1,47 +1,47 @@
 """Each stage's output, built on demand: a notebook opened alone can start from any stage.
 
 ``ensure_dataset`` -> ``ensure_features`` -> ``ensure_head`` -> ``ensure_models`` each return what
-an earlier run wrote, or build it through the stage's helpers when it is missing.
+an earlier run wrote, or build it through the stage's helpers when it is missing. Each takes the
+run context (:func:`helpers.context.start_run`), which says which profile, which data and which
+folders. Every cache is keyed by the settings that change what it holds: the synthetic set by the
+profile's generation settings, features by the backbone and sampling settings, models by their
+features and training settings.
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from helpers.config import GENRES, Profile, data_dir, get_profile
-from helpers.curate import CurationError, clip_path, probe_and_split, read_manifest
-from helpers.synth import MANIFEST_NAME, generate_dataset
-
-if TYPE_CHECKING:
-    from helpers.train import ClipSet
+from helpers.config import HEAD_FIELDS, SYNTH_FIELDS, TRAIN_FIELDS, Profile, get_profile, settings_key
+from helpers.context import RunContext
+from helpers.features import ClipSet
+from helpers.manifest import MANIFEST_NAME, ManifestError, clip_path, read_manifest
 
 log = logging.getLogger(__name__)
 
 
-def dataset_dir(profile: str | Profile) -> Path:
-    """Where the synthetic set of a profile lives."""
-    return data_dir() / "generated" / f"synth-{get_profile(profile).name}"
-
-
-def ensure_dataset(profile: str | Profile = "default", *, progress: bool = True) -> Path:
-    """The manifest the series works on: a curated one named by ``VGENRE_MANIFEST`` (real clips,
-    see ``vgenre curate``), else the profile's synthetic set, probed and split, generated when missing.
-    """
-    named = os.environ.get("VGENRE_MANIFEST")
-    if named:
-        path = Path(named).expanduser()
-        rows = read_manifest(path)  # raises CurationError when missing
-        if not any(r.get("split") in ("train", "val", "test") for r in rows):
-            raise CurationError(f"{path}: no train/val/test split; create it with `vgenre curate FOLDER`")
-        return path
+def dataset_dir(profile: str | Profile, data_dir: Path) -> Path:
+    """Where the synthetic set of a profile lives: named by the profile and its generation settings."""
     prof = get_profile(profile)
-    out = dataset_dir(prof)
+    return Path(data_dir) / "generated" / f"synth-{prof.name}-{settings_key(prof.settings(SYNTH_FIELDS), 8)}"
+
+
+def ensure_dataset(ctx: RunContext, *, progress: bool = True) -> Path:
+    """The manifest the run works on: the curated one of the context (real clips, see ``vgenre
+    curate``), else the profile's synthetic set, probed and split, generated when missing."""
+    from helpers.curate import probe_and_split
+    from helpers.synth import generate_dataset
+
+    if ctx.manifest:
+        rows = read_manifest(ctx.manifest)
+        if not any(r.get("split") in ("train", "val", "test") for r in rows):
+            raise ManifestError(f"{ctx.manifest}: no train/val/test split; create it with `vgenre curate FOLDER`")
+        return ctx.manifest
+    prof = ctx.profile
+    out = dataset_dir(prof, ctx.data_dir)
     manifest = out / MANIFEST_NAME
     if manifest.exists():
         rows = read_manifest(manifest)
@@ -51,133 +51,129 @@ def ensure_dataset(profile: str | Profile = "default", *, progress: bool = True)
     return probe_and_split(manifest, random_state=prof.data_seed)
 
 
-def load_clips(rows: list[dict], records: list[dict]) -> "ClipSet":
-    """Join manifest rows with their feature files into a :class:`helpers.train.ClipSet`."""
-    from helpers.features import load_feature_file
-    from helpers.train import ClipSet
-
-    by_path = {r["path"]: r for r in records if r.get("status") in ("cached", "written")}
-    pool, audio, thumbs, has_audio, y, meta = [], [], [], [], [], []
-    for row in rows:
-        rec = by_path.get(str(clip_path(row)))
-        if rec is None or row.get("genre") not in GENRES:
-            continue
-        f = load_feature_file(rec["file"])
-        pool.append(f["pool"]); audio.append(f["audio"]); thumbs.append(f["thumbs"])
-        has_audio.append(bool(f["has_audio"])); y.append(GENRES.index(row["genre"]))
-        meta.append({k: v for k, v in row.items() if not k.startswith("_")} | {"file": rec["file"],
-                    "abspath": rec["path"], "timestamps": f["timestamps"]})
-    return ClipSet(pool, audio, thumbs, np.array(has_audio, bool), np.array(y, int), meta)
-
-
-_CLIPS: dict[tuple, object] = {}
-
-
-def ensure_features(profile: str | Profile = "default", *, progress: bool = True):
-    """Every clip's features (extracted when missing) as a ClipSet with manifest metadata."""
+def feature_settings_of(ctx: RunContext) -> dict:
+    """The settings key of the run's feature files (backbone, weights, sampling, audio)."""
     from helpers.backbone import load_backbone
-    from helpers.features import extract_features
+    from helpers.features import feature_settings
 
-    prof = get_profile(profile)
-    manifest = ensure_dataset(prof, progress=progress)
-    backbone = load_backbone(prof)
-    key = (str(manifest), manifest.stat().st_mtime, backbone.status.weights_id)
+    return feature_settings(ctx.profile, load_backbone(ctx.profile, verbose=False).key)
+
+
+_CLIPS: dict[tuple, ClipSet] = {}
+
+
+def ensure_features(ctx: RunContext, *, progress: bool = True) -> ClipSet:
+    """Every clip's features (extracted when missing) as a ClipSet with manifest metadata.
+
+    Kept in memory per process, keyed by the manifest and the feature settings, so a second call
+    with the same settings is free and one with other settings (another fps, other weights) is not
+    served the first one's features.
+    """
+    from helpers.backbone import load_backbone
+    from helpers.features import cache_dir, extract_features, feature_settings, load_clips
+
+    manifest = ensure_dataset(ctx, progress=progress)
+    backbone = load_backbone(ctx.profile)
+    settings = feature_settings(ctx.profile, backbone.key)
+    key = (str(manifest), manifest.stat().st_mtime_ns, str(ctx.data_dir), settings_key(settings))
     if key not in _CLIPS:
         rows = read_manifest(manifest)
-        records = extract_features(rows, backbone, prof, progress=progress)
-        bad = [r for r in records if r.get("status", "").startswith("bad")]
-        for r in bad:
-            log.warning("feature extraction: %s", r["status"])
+        records = extract_features(rows, backbone, ctx.profile, root=cache_dir(ctx.data_dir), progress=progress)
+        for r in records:
+            if r.get("status", "").startswith("bad"):
+                log.warning("feature extraction: %s", r["status"])
         _CLIPS[key] = load_clips(rows, records)
     return _CLIPS[key]
 
 
-def ensure_head(profile: str | Profile, clips, run_dir: Path, *, retrain: bool = False):
-    """The retrained softmax head of the run (``models/softmax_head``), trained when missing."""
+def _config_matches(config_file: Path, wanted: dict) -> bool:
+    """The folder's config.json exists and agrees with *wanted* on every key of it."""
+    if not config_file.exists():
+        return False
+    config = json.loads(config_file.read_text())
+    return all(config.get(k) == v for k, v in wanted.items())
+
+
+def head_dir(ctx: RunContext) -> Path:
+    """Where the run's retrained softmax head is kept."""
+    return ctx.models_dir / "softmax_head"
+
+
+def ensure_head(ctx: RunContext, clips: ClipSet, *, retrain: bool = False):
+    """The retrained softmax head of the run (``models/softmax_head``), trained when missing or when
+    it was trained on other features or with other head settings."""
     import keras
 
-    from helpers.backbone import load_backbone, train_softmax_head
+    from helpers.backbone import train_softmax_head
 
-    from helpers.features import feature_settings
-
-    prof = get_profile(profile)
-    out = Path(run_dir) / "models" / "softmax_head"
-    settings = feature_settings(prof, load_backbone(prof, verbose=False).key)
-    config = out / "config.json"
-    if not retrain and (out / "head.keras").exists() and config.exists() \
-            and json.loads(config.read_text()).get("features") == settings:
+    prof = ctx.profile
+    out = head_dir(ctx)
+    wanted = {"features": feature_settings_of(ctx), "head": prof.settings(HEAD_FIELDS)}
+    if not retrain and (out / "head.keras").exists() and _config_matches(out / "config.json", wanted):
         return keras.models.load_model(out / "head.keras")
     train, val = clips.split("train"), clips.split("val")
     xs = [np.concatenate(c.pool) for c in (train, val)]
     ys = [np.repeat(c.y, [len(p) for p in c.pool]) for c in (train, val)]
     head, _ = train_softmax_head(xs[0], ys[0], xs[1], ys[1], out, steps=prof.head_steps,
                                  checkpoint_every=prof.head_checkpoint_every, batch_size=prof.head_batch)
-    config.write_text(json.dumps({"features": settings, "steps": prof.head_steps}))
+    (out / "config.json").write_text(json.dumps(wanted, indent=2))
     return head
 
 
-def _up_to_date(model_dir: Path, settings: dict) -> bool:
-    """A trained model exists there and was trained on features made with *settings*."""
-    config = model_dir / "config.json"
-    return (model_dir / "model.keras").exists() and config.exists() \
-        and json.loads(config.read_text()).get("features") == settings
-
-
-def method_dir(run_dir: Path, method: str, seed: int) -> Path:
+def method_dir(ctx: RunContext, method: str, seed: int) -> Path:
     """Where the model of *method* trained with *seed* is kept in a run."""
-    return Path(run_dir) / "models" / f"{method}_seed{seed}"
+    return ctx.models_dir / f"{method}_seed{seed}"
 
 
-def ensure_models(profile: str | Profile, clips, run_dir: Path, methods, seeds, *, head=None,
+def ensure_models(ctx: RunContext, clips: ClipSet, methods, seeds, *, head=None,
                   progress: bool = True) -> dict[tuple[str, int], Path]:
-    """Train every (method, seed) whose model directory is missing; return all their directories."""
+    """Train every (method, seed) whose model folder is missing or out of date; return all their folders.
+
+    A folder is up to date when it was trained on features with the run's settings and with the
+    run's training settings. How each method is made comes from the registry: trained itself,
+    sharing another method's model, or combining other methods' models.
+    """
     from tqdm.auto import tqdm
 
-    from helpers.backbone import load_backbone
-    from helpers.features import feature_settings
-    from helpers.train import sequence_inputs, train_late_fusion, train_model
+    from helpers.features import sequence_inputs
+    from helpers.models import get_method
+    from helpers.train import reuse_model, train_late_fusion, train_model
 
-    prof = get_profile(profile)
-    settings = feature_settings(prof, load_backbone(prof, verbose=False).key)
-    head_file = str(Path(run_dir).resolve() / "models" / "softmax_head" / "head.keras")
-    splits = {}
+    wanted = {"features": feature_settings_of(ctx), "training": ctx.profile.settings(TRAIN_FIELDS)}
+    inputs: dict[tuple[str, str], tuple] = {}
 
     def data(split: str, feature: str):
-        if (split, feature) not in splits:
+        if (split, feature) not in inputs:
             part = clips.split(split)
-            splits[split, feature] = (sequence_inputs(part, prof.seq_len, feature=feature, head=head), part.y)
-        return splits[split, feature]
+            inputs[split, feature] = (sequence_inputs(part, ctx.profile.seq_len,
+                                                      head=head if feature == "softmax" else None), part.y)
+        return inputs[split, feature]
 
-    out = {}
+    out: dict[tuple[str, int], Path] = {}
     jobs = [(m, s) for s in seeds for m in methods]
     for method, seed in tqdm(jobs, desc="training", unit="model", disable=not progress):
-        target = method_dir(run_dir, method, seed)
-        if not _up_to_date(target, settings):
-            if method == "frame_average":  # the same per-frame model as single_frame, averaged over time
-                source = ensure_models(prof, clips, run_dir, ["single_frame"], [seed], progress=False)["single_frame", seed]
-                shutil.copytree(source, target, dirs_exist_ok=True)
-                config = json.loads((target / "config.json").read_text()) | {"method": "frame_average"}
-                (target / "config.json").write_text(json.dumps(config, indent=2))
-            elif method == "late_fusion":
-                parts = [ensure_models(prof, clips, run_dir, [m], [seed], head=head, progress=False)[m, seed]
-                         for m in ("lstm_pool", "audio_only")]
-                train_late_fusion(parts[0], parts[1], target)
+        spec, target = get_method(method), method_dir(ctx, method, seed)
+        if not ((target / "model.keras").exists() and _config_matches(target / "config.json", wanted)):
+            if spec.same_model_as:
+                source = ensure_models(ctx, clips, [spec.same_model_as], [seed], progress=False)
+                reuse_model(source[spec.same_model_as, seed], method, target)
+            elif spec.parts:
+                parts = ensure_models(ctx, clips, spec.parts, [seed], head=head, progress=False)
+                train_late_fusion(*(parts[p, seed] for p in spec.parts), target)
             else:
-                feature = "softmax" if method == "lstm_softmax" else "pool"
-                extra = {"features": settings} | ({"head": head_file} if feature == "softmax" else {})
-                train_model(method, data("train", feature), data("val", feature), target, profile=prof,
-                            seed=seed, feature=feature, extra_config=extra)
+                head_file = None
+                if spec.feature == "softmax":
+                    if head is None:
+                        raise ValueError(f"{method} reads softmax features: pass head=ensure_head(ctx, clips)")
+                    head_file = head_dir(ctx) / "head.keras"
+                train_model(method, data("train", spec.feature), data("val", spec.feature), target,
+                            profile=ctx.profile, seed=seed, head_file=head_file, extra_config=wanted)
         out[method, seed] = target
     return out
 
 
-def ensure_predictor(profile: str | Profile = "default", run_dir: Path | None = None, *,
-                     method: str = "late_fusion", progress: bool = True) -> Path:
+def ensure_predictor(ctx: RunContext, *, method: str = "late_fusion", progress: bool = True) -> Path:
     """The model ``vgenre predict`` uses by default: *method* with the first seed of the profile."""
-    from helpers.runner import current_run_dir
-
-    prof = get_profile(profile)
-    run_dir = Path(run_dir) if run_dir else current_run_dir(prof.name)
-    clips = ensure_features(prof, progress=progress)
-    dirs = ensure_models(prof, clips, run_dir, [method], prof.seeds[:1], progress=progress)
-    return dirs[method, prof.seeds[0]]
+    clips = ensure_features(ctx, progress=progress)
+    seed = ctx.profile.seeds[0]
+    return ensure_models(ctx, clips, [method], [seed], progress=progress)[method, seed]

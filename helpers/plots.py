@@ -1,29 +1,15 @@
-"""Figures of the series. Every figure is saved through :func:`save_fig`.
+"""Figures of the series: confusion matrices, training curves, reliability, timelines, spectrograms.
 
-``save_fig`` writes into the run's ``figures/`` folder; when ``make run`` sets
-``VGENRE_UPDATE_FIGURES=1`` it also refreshes the committed ``figures/`` the README shows.
+Each function draws on a matplotlib axis (a new figure when none is given) and returns the
+figure; notebooks save figures through their run context (``ctx.save_fig``).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from helpers.config import GENRES, figures_dir
-
-
-def save_fig(fig, name: str, *, dpi: int = 90) -> Path:
-    """Save *fig* as ``<name>.png`` in the run's figures folder (and README's ``figures/`` under make run)."""
-    from helpers.runner import current_run_dir
-
-    targets = [current_run_dir(os.environ.get("VGENRE_PROFILE", "default")) / "figures"]
-    if os.environ.get("VGENRE_UPDATE_FIGURES") == "1":
-        targets.append(figures_dir())
-    for folder in targets:
-        folder.mkdir(parents=True, exist_ok=True)
-        fig.savefig(folder / f"{name}.png", dpi=dpi, bbox_inches="tight")
-    return targets[0] / f"{name}.png"
+from helpers.config import GENRES
 
 
 def show_image(img: np.ndarray, title: str = "", *, ax=None, width: float = 10.0):

@@ -22,10 +22,7 @@ Example
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import shutil
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -34,8 +31,7 @@ import cv2
 import numpy as np
 
 from helpers.config import GENRES, Profile, get_profile
-
-MANIFEST_NAME = "manifest.csv"
+from helpers.manifest import MANIFEST_NAME, write_manifest
 
 # Visual style of each genre. Pairs share palettes ("hue" ranges) on purpose.
 _FAST_HUES, _DARK_HUES = (0.0, 0.38), (0.48, 0.80)
@@ -380,14 +376,3 @@ def generate_dataset(profile: str | Profile, out: str | Path, *, seed: int | Non
                      "clip": c, "hard_case": hard, "split": "hard" if hard else ""})
     return write_manifest(rows, out / MANIFEST_NAME)
 
-
-def write_manifest(rows: list[dict], path: Path, fields: list[str] | None = None) -> Path:
-    """Write *rows* as CSV atomically (temporary file, then rename)."""
-    fields = fields or list(dict.fromkeys(k for r in rows for k in r))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", newline="", dir=path.parent, delete=False, suffix=".tmp") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    shutil.move(fh.name, path)
-    return path

@@ -1,77 +1,34 @@
-"""One training entry for every model of the series, and the model directory ``vgenre predict`` loads.
+"""One training entry for every model of the series, and the model folder ``vgenre predict`` loads.
 
-A model directory holds::
+A model folder is self-contained: it can be copied or moved anywhere and still predicts. It holds::
 
     model.keras     the trained Keras model (with its own input standardisation)
+    head.keras      the retrained softmax head, for methods that read softmax features
     labels.json     the genres, in output order
-    config.json     method, feature kind, sequence length, fps, backbone and audio settings
-    metrics.json    validation (and, when given, test) metrics
+    config.json     method, feature kind, sequence length, fps, backbone and audio settings;
+                    every path in it is relative to the folder
+    metrics.json    test metrics, when ``vgenre train`` computed them
     log.csv, tensorboard/, best.weights.h5   Keras callbacks' records
+
+What each method takes and how it trains comes from the registry :data:`helpers.models.METHODS`.
 """
 from __future__ import annotations
 
 import json
+import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from helpers.config import GENRES, Profile, get_profile
-from helpers.frames import make_sequences
-
-VIDEO_METHODS = ("single_frame", "frame_average", "mlp", "conv3d", "lstm_softmax", "lstm_pool")
-METHODS = VIDEO_METHODS + ("audio_only", "early_fusion", "late_fusion")
-FRAME_METHODS = ("single_frame", "frame_average")
-
-
-@dataclass
-class ClipSet:
-    """Per-clip features and labels of a set of clips (one entry per clip)."""
-
-    pool: list[np.ndarray]
-    audio: list[np.ndarray]
-    thumbs: list[np.ndarray]
-    has_audio: np.ndarray
-    y: np.ndarray
-    meta: list[dict] = field(default_factory=list)
-
-    def subset(self, index) -> "ClipSet":
-        """The clips at *index* (a boolean mask or integer indices)."""
-        idx = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, int)
-        return ClipSet([self.pool[i] for i in idx], [self.audio[i] for i in idx], [self.thumbs[i] for i in idx],
-                       self.has_audio[idx], self.y[idx], [self.meta[i] for i in idx])
-
-    def split(self, name: str) -> "ClipSet":
-        """The clips whose manifest split is *name* (train, val, test or hard)."""
-        return self.subset(np.array([m.get("split") == name for m in self.meta], bool))
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-def sequence_inputs(clips: ClipSet, seq_len: int, *, feature: str = "pool", head=None) -> dict[str, np.ndarray]:
-    """Stack clips into model inputs: ``video``, ``audio``, ``mask``, ``thumbs`` (padding policy of
-    :func:`helpers.frames.make_sequences`). ``feature="softmax"`` turns pool features into the
-    retrained *head*'s probabilities first."""
-    from helpers.features import softmax_features
-
-    video, audio, thumbs, masks = [], [], [], []
-    for pool, aud, th in zip(clips.pool, clips.audio, clips.thumbs):
-        v = softmax_features(head, pool) if feature == "softmax" else pool
-        w, m = make_sequences(v, seq_len)
-        video.append(w[0]); masks.append(m[0])
-        audio.append(make_sequences(aud, seq_len)[0][0])
-        thumbs.append(make_sequences(th, seq_len)[0][0])
-    return {"video": np.stack(video).astype(np.float32), "audio": np.stack(audio).astype(np.float32),
-            "mask": np.stack(masks), "thumbs": np.stack(thumbs)}
+from helpers.models import get_method
 
 
 def model_inputs(method: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Only the inputs *method*'s model takes."""
-    names = {"conv3d": ("thumbs", "mask"), "audio_only": ("audio", "mask"),
-             "early_fusion": ("video", "audio", "mask"), "late_fusion": ("video", "audio", "mask")}
-    return {k: inputs[k] for k in names.get(method, ("video", "mask"))}
+    """Only the inputs *method*'s model takes (from the registry)."""
+    return {k: inputs[k] for k in get_method(method).inputs}
 
 
 def _strategy():
@@ -92,63 +49,47 @@ def _class_weights(y: np.ndarray) -> dict[int, float] | None:
 
 
 def build_model(method: str, prof: Profile, train_inputs: dict[str, np.ndarray]):
-    """Build the untrained Keras model of *method* sized from the profile and the training inputs."""
-    from helpers import models
-    from helpers.models import standardisation_stats
-
-    mask = train_inputs["mask"]
-    T = mask.shape[1]
-    kw = dict(dense_units=prof.dense_units, dropout=prof.dropout)
-    if method in FRAME_METHODS:
-        mean, var = standardisation_stats(train_inputs["video"], mask)
-        return models.build_frame_classifier(train_inputs["video"].shape[-1], mean=mean, variance=var, **kw)
-    if method == "mlp":
-        mean, var = standardisation_stats(train_inputs["video"], mask)
-        return models.build_mlp_classifier(T, train_inputs["video"].shape[-1], mean=mean, variance=var, **kw)
-    if method == "conv3d":
-        return models.build_conv3d_classifier(T, train_inputs["thumbs"].shape[2], dropout=prof.dropout)
-    if method in ("lstm_pool", "lstm_softmax", "audio_only"):
-        name = "audio" if method == "audio_only" else "video"
-        mean, var = standardisation_stats(train_inputs[name], mask)
-        return models.build_lstm_classifier(T, train_inputs[name].shape[-1], units=prof.lstm_units, mean=mean,
-                                            variance=var, input_name=name, **kw)
-    if method == "early_fusion":
-        return models.build_early_fusion(T, train_inputs["video"].shape[-1], train_inputs["audio"].shape[-1],
-                                         units=prof.lstm_units, video_stats=standardisation_stats(train_inputs["video"], mask),
-                                         audio_stats=standardisation_stats(train_inputs["audio"], mask), **kw)
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    """Build the untrained Keras model of *method* (the registry's builder), sized from the profile and
+    the training inputs."""
+    spec = get_method(method)
+    if spec.build is None:
+        raise ValueError(f"{method} is made from other trained models ({spec.same_model_as or ', '.join(spec.parts)}), "
+                         "not built and trained itself")
+    return spec.build(prof, train_inputs)
 
 
-def _frames_of(inputs: dict[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def frames_of(inputs: dict[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every real (unpadded) frame of stacked sequence inputs, with its clip's label."""
     m = inputs["mask"]
     return inputs["video"][m], np.repeat(y, m.sum(1))
 
 
 def train_model(method: str, train: tuple[dict, np.ndarray], val: tuple[dict, np.ndarray], out_dir: str | Path,
-                *, profile: str | Profile = "default", seed: int = 0, feature: str = "pool",
+                *, profile: str | Profile = "default", seed: int = 0, head_file: str | Path | None = None,
                 extra_config: dict | None = None, verbose: int = 0) -> Path:
-    """Train *method* with early stopping, checkpoints, TensorBoard and CSV logs; write its model dir.
+    """Train *method* with early stopping, checkpoints, TensorBoard and CSV logs; write its model folder.
 
-    *train* and *val* are ``(inputs, y)`` pairs from :func:`sequence_inputs`. Frame methods train on
-    every real frame of the training clips. Returns the model directory.
+    *train* and *val* are ``(inputs, y)`` pairs from :func:`helpers.features.sequence_inputs` (made with
+    the retrained head for methods that read softmax features: pass its file as *head_file*, and a copy
+    goes into the folder). Per-frame methods train on every real frame of the training clips.
+    Returns the model folder.
     """
     import keras
 
     prof = get_profile(profile)
-    if method == "late_fusion":
-        raise ValueError("late_fusion combines two trained models: use train_late_fusion")
+    spec = get_method(method)
+    if spec.feature == "softmax" and head_file is None:
+        raise ValueError(f"{method} reads softmax features: pass the retrained head's file as head_file")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     (x_tr, y_tr), (x_va, y_va) = train, val
-    if method in FRAME_METHODS:
-        fit_x, fit_y = _frames_of(x_tr, y_tr)
-        val_data = _frames_of(x_va, y_va)
-        batch = 256
+    if spec.per_frame:
+        fit_x, fit_y = frames_of(x_tr, y_tr)
+        val_data = frames_of(x_va, y_va)
     else:
         fit_x, fit_y = model_inputs(method, x_tr), y_tr
         val_data = (model_inputs(method, x_va), y_va)
-        batch = 32
     with _strategy().scope():
         model = build_model(method, prof, x_tr)
         model.compile(optimizer=keras.optimizers.Adam(prof.learning_rate), loss="sparse_categorical_crossentropy",
@@ -161,22 +102,43 @@ def train_model(method: str, train: tuple[dict, np.ndarray], val: tuple[dict, np
         keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False),
     ]
     start = time.perf_counter()
-    history = model.fit(fit_x, fit_y, validation_data=val_data, epochs=prof.epochs, batch_size=batch,
+    history = model.fit(fit_x, fit_y, validation_data=val_data, epochs=prof.epochs, batch_size=spec.batch_size,
                         class_weight=_class_weights(fit_y), callbacks=callbacks, verbose=verbose)
-    config = {"method": method, "feature": feature, "profile": prof.name, "seq_len": int(x_tr["mask"].shape[1]),
+    if head_file is not None:
+        shutil.copyfile(head_file, out_dir / "head.keras")
+    config = {"method": method, "feature": spec.feature, "profile": prof.name, "seq_len": int(x_tr["mask"].shape[1]),
               "fps": prof.sample_fps, "seed": seed, "epochs_run": len(history.history["loss"]),
-              "train_seconds": round(time.perf_counter() - start, 2), **(extra_config or {})}
+              "train_seconds": round(time.perf_counter() - start, 2),
+              **({"head": "head.keras"} if head_file is not None else {}), **(extra_config or {})}
     return save_model_dir(model, out_dir, config)
 
 
+def reuse_model(source_dir: str | Path, method: str, out_dir: str | Path) -> Path:
+    """A folder for *method* holding the trained model of the method it shares a model with
+    (``frame_average`` averages ``single_frame``'s per-frame predictions)."""
+    spec = get_method(method)
+    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    source = json.loads((source_dir / "config.json").read_text())
+    if source.get("method") != spec.same_model_as:
+        raise ValueError(f"{method} reuses the model of {spec.same_model_as}, but {source_dir} holds {source.get('method')}")
+    shutil.copytree(source_dir, out_dir, dirs_exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(source | {"method": method}, indent=2))
+    return out_dir
+
+
 def train_late_fusion(video_dir: str | Path, audio_dir: str | Path, out_dir: str | Path) -> Path:
-    """Build the late-fusion model from a trained video LSTM and a trained audio model; save it."""
+    """Build the late-fusion model from a trained video LSTM and a trained audio model; save it.
+
+    The two branches live inside the saved model (no paths to other folders); the config names the
+    video branch's layer, so a clip without audio can be classified by video alone.
+    """
     from helpers.models import build_late_fusion
 
     video, audio = load_model_dir(video_dir), load_model_dir(audio_dir)
     model = build_late_fusion(video.model, audio.model)
-    config = {**video.config, "method": "late_fusion", "components": [str(Path(video_dir).resolve()),
-                                                                      str(Path(audio_dir).resolve())]}
+    parts = {"video": {"method": video.method, "layer": video.model.name},
+             "audio": {"method": audio.method, "layer": audio.model.name}}
+    config = {**video.config, "method": "late_fusion", "parts": parts}
     return save_model_dir(model, Path(out_dir), config)
 
 
@@ -193,16 +155,20 @@ def save_model_dir(model, out_dir: Path, config: dict) -> Path:
 
 @dataclass
 class TrainedModel:
-    """A loaded model directory that turns sequence inputs into clip probabilities."""
+    """A loaded model folder that turns sequence inputs into clip probabilities.
+
+    ``head`` is the retrained softmax head for methods that read softmax features (else None).
+    """
 
     path: Path
     model: object
     config: dict
     labels: list[str]
+    head: object = None
 
     @property
     def method(self) -> str:
-        """The method name (one of ``METHODS``)."""
+        """The method name (a key of :data:`helpers.models.METHODS`)."""
         return self.config["method"]
 
     def _call(self, x, batch_size: int):
@@ -217,26 +183,37 @@ class TrainedModel:
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Genre probabilities ``[N, 6]`` for stacked sequence inputs."""
-        if self.method in FRAME_METHODS:
+        spec = get_method(self.method)
+        if spec.per_frame:
             mask = inputs["mask"]
             frames = inputs["video"].reshape(-1, inputs["video"].shape[-1])
             per_frame = self._call(frames, 4096).reshape(mask.shape + (-1,))
-            if self.method == "single_frame":
+            if spec.frame_pooling == "middle":
                 middle = (mask.sum(1) - 1) // 2
                 return per_frame[np.arange(len(mask)), middle]
             return (per_frame * mask[..., None]).sum(1) / np.maximum(1, mask.sum(1))[:, None]
         return self._call(model_inputs(self.method, inputs), 256)
 
+    def branch(self, name: str) -> "TrainedModel":
+        """One branch of a combination (``video`` or ``audio`` of ``late_fusion``) as a model of its own."""
+        parts = self.config.get("parts") or {}
+        if name not in parts:
+            raise ValueError(f"{self.path}: {self.method} has no {name!r} branch")
+        sub = self.model.get_layer(parts[name]["layer"])
+        return TrainedModel(self.path, sub, self.config | {"method": parts[name]["method"]}, self.labels)
+
 
 def load_model_dir(path: str | Path) -> TrainedModel:
-    """Load a model directory written by :func:`train_model` or :func:`train_late_fusion`."""
+    """Load a model folder written by :func:`train_model` or :func:`train_late_fusion`."""
     import keras
 
     import helpers.models  # noqa: F401  registers the custom layer
 
     path = Path(path)
     if not (path / "model.keras").exists():
-        raise FileNotFoundError(f"{path}: not a model directory (no model.keras); train one with `vgenre train`")
+        raise FileNotFoundError(f"{path}: not a model folder (no model.keras); train one with `vgenre train`")
     config = json.loads((path / "config.json").read_text())
     labels = json.loads((path / "labels.json").read_text())
-    return TrainedModel(path, keras.models.load_model(path / "model.keras"), config, labels)
+    head = keras.models.load_model(path / config["head"]) if config.get("head") else None
+    return TrainedModel(path, keras.models.load_model(path / "model.keras"), config, labels, head)
+

@@ -1,33 +1,42 @@
 """Shared fixtures. Tests run offline, in the smoke profile, with data and runs in temporary folders."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-os.environ["VGENRE_OFFLINE"] = "1"  # never try to download weights in tests
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def session_dirs(tmp_path_factory) -> dict[str, Path]:
-    """Data and runs folders shared by the whole session (the smoke set is generated once)."""
+    """Offline, with data and runs folders shared by the whole session (the smoke set is generated
+    once). The user-level settings are set through a monkeypatch, undone when the session ends."""
     root = tmp_path_factory.mktemp("vgenre")
-    dirs = {"data": root / "data", "runs": root / "runs", "figures": root / "figures"}
-    for key, path in dirs.items():
-        path.mkdir()
-        os.environ[f"VGENRE_{key.upper()}_DIR"] = str(path)
-    return dirs
+    dirs = {"data": root / "data", "runs": root / "runs"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VGENRE_OFFLINE", "1")  # never try to download weights in tests
+        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+        mp.delenv("VGENRE_WEIGHTS", raising=False)
+        for key, path in dirs.items():
+            path.mkdir()
+            mp.setenv(f"VGENRE_{key.upper()}_DIR", str(path))
+        yield dirs
 
 
 @pytest.fixture(scope="session")
-def smoke_manifest(session_dirs) -> Path:
+def smoke_ctx(session_dirs):
+    """The run context of the tests: smoke profile, synthetic set, session folders."""
+    from helpers.context import start_run
+
+    return start_run("tests", profile="smoke", run_dir=session_dirs["runs"] / "tests", verbose=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_manifest(smoke_ctx) -> Path:
     """The smoke synthetic set, probed and split."""
     from helpers.pipeline import ensure_dataset
 
-    return ensure_dataset("smoke", progress=False)
+    return ensure_dataset(smoke_ctx, progress=False)
 
 
 @pytest.fixture(scope="session")

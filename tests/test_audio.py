@@ -7,8 +7,9 @@ import pytest
 import soundfile as sf
 
 from conftest import write_clip
-from helpers.audio import (AudioError, extract_wav, frame_audio_features, hz_to_mel, load_audio, load_audio_info,
-                           mel_filterbank, mel_to_hz, mfcc, mfcc_steps)
+from helpers.audio import (extract_wav, frame_audio_features, hz_to_mel, load_audio, load_audio_info, mel_filterbank,
+                           mel_to_hz, mfcc, mfcc_steps)
+from helpers.media import MediaError
 
 
 def test_htk_and_slaney_known_values():
@@ -55,7 +56,7 @@ def test_clip_without_audio_gives_none_and_a_flag(tmp_path):
     assert load_audio(path) is None
     feats, has_audio = frame_audio_features(None, 22050, np.arange(4) / 4, 4.0, n_mels=16)
     assert feats.shape == (4, 16) and not has_audio and not feats.any()
-    with pytest.raises(AudioError, match="no audio track"):
+    with pytest.raises(MediaError, match="has no audio stream"):
         extract_wav(path, tmp_path / "out.wav")
 
 
@@ -81,6 +82,6 @@ def test_aligned_features_one_vector_per_frame():
 def test_bad_inputs_name_the_file(tmp_path, content, reason):
     path = tmp_path / "broken.mp4"
     path.write_bytes(content)
-    with pytest.raises(AudioError, match=reason) as err:
+    with pytest.raises(MediaError, match=reason) as err:
         load_audio(path)
     assert str(path) in str(err.value)

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.backbone import (WEIGHTS_FILE, WEIGHTS_URL, Backbone, WeightsError, WeightsStatus, load_backbone,
-                              preprocess, resolve_weights, train_softmax_head)
+from helpers.backbone import Backbone, load_backbone, preprocess, train_softmax_head
 from helpers.config import get_profile
-from helpers.curate import read_manifest
+from helpers.manifest import read_manifest
+from helpers.weights import WEIGHTS_FILE, WEIGHTS_URL, WeightsError, WeightsStatus, resolve_weights
 from helpers.features import (extract_features, feature_key, feature_settings, in_shard, load_feature_file,
                               parse_shard)
 
@@ -155,21 +155,60 @@ def test_bad_clip_is_recorded_and_the_batch_goes_on(small_manifest, tmp_path):
     assert out[0]["status"] == "written" and out[1]["status"].startswith("bad: ") and "broken.mp4" in out[1]["status"]
 
 
-def test_fine_tuning_moves_only_the_top_blocks():
+def test_fine_tuning_moves_only_the_top_blocks_of_a_copy():
     from helpers.backbone import build_softmax_head, fine_tune_top_blocks
 
     backbone = Backbone(75, WeightsStatus("random", None, "random-1234", ""))  # not the shared cached one
     head = build_softmax_head()
     before = {l.name: [w.copy() for w in l.get_weights()] for l in backbone.model.layers if l.get_weights()}
     frames = np.random.default_rng(0).integers(0, 255, (4, 75, 75, 3), dtype=np.uint8)
-    history = fine_tune_top_blocks(backbone, head, frames, np.array([0, 1, 2, 3]), blocks_from="mixed9",
-                                   batch_size=4, learning_rate=0.1)
+    tuned, history = fine_tune_top_blocks(backbone, head, frames, np.array([0, 1, 2, 3]), blocks_from="mixed9",
+                                          batch_size=4, learning_rate=0.1)
     assert len(history["loss"]) == 1
-    changed = {name for name, ws in before.items()
-               if any(not np.allclose(a, b) for a, b in zip(ws, backbone.model.get_layer(name).get_weights()))}
+
+    def changed(model):
+        return {name for name, ws in before.items()
+                if any(not np.allclose(a, b) for a, b in zip(ws, model.get_layer(name).get_weights()))}
+
     names = [l.name for l in backbone.model.layers]
     top = set(names[names.index("mixed9"):])  # the last Inception block
-    assert changed and changed <= top
-    assert not any(l.trainable for l in backbone.model.layers)
+    assert changed(tuned.model) and changed(tuned.model) <= top
+    assert not changed(backbone.model)  # the backbone passed in (and any cache of its features) is untouched
+    assert tuned.status.weights_id.startswith("random-1234+ft-") and tuned.key != backbone.key
+    assert not any(l.trainable for l in tuned.model.layers)
     with pytest.raises(ValueError, match="mixed0"):
         fine_tune_top_blocks(backbone, head, frames, np.zeros(4, int), blocks_from="nope")
+
+
+def test_a_weights_file_is_hashed_once_and_no_network_probe_is_made(monkeypatch, tmp_path):
+    import helpers.weights as weights
+
+    path = tmp_path / "w.h5"
+    path.write_bytes(b"x" * 1000)
+    monkeypatch.setenv("VGENRE_WEIGHTS", str(path))
+    monkeypatch.setattr(weights, "_online", lambda *a, **k: pytest.fail("probed the network with a file at hand"))
+    reads = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda f, *a, **k: (reads.append(str(f)), real_open(f, *a, **k))[1])
+    ids = {resolve_weights("full").weights_id for _ in range(3)}
+    assert len(ids) == 1 and reads.count(str(path.resolve())) == 1
+    path.write_bytes(b"y" * 1001)  # a new version of the file is hashed again
+    assert resolve_weights("full").weights_id not in ids
+
+
+def test_an_fps_override_reaches_extraction(smoke_ctx, smoke_manifest):
+    from helpers.context import start_run
+    from helpers.pipeline import dataset_dir, ensure_features
+
+    four = ensure_features(smoke_ctx, progress=False)
+    two_ctx = start_run("tests", profile=get_profile("smoke", sample_fps=2.0), run_dir=smoke_ctx.run_dir, verbose=False)
+    two = ensure_features(two_ctx, progress=False)
+    assert len(two) == len(four)
+    n4, n2 = (int(np.median([len(p) for p in c.pool])) for c in (four, two))
+    assert n4 == int(smoke_ctx.profile.clip_seconds * 4.0) and n2 == int(smoke_ctx.profile.clip_seconds * 2.0)
+    assert np.allclose(np.diff(two.meta[0]["timestamps"]), 0.5)
+    assert ensure_features(smoke_ctx, progress=False) is four  # the in-process cache is keyed by the settings
+    # the synthetic set depends on generation settings only: same folder for another fps, not for more clips
+    data = smoke_ctx.data_dir
+    assert dataset_dir(two_ctx.profile, data) == dataset_dir(smoke_ctx.profile, data) == smoke_manifest.parent
+    assert dataset_dir(get_profile("smoke", clips_per_film=3), data) != smoke_manifest.parent

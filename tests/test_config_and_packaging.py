@@ -43,7 +43,7 @@ def test_profile_override():
     assert get_profile("smoke", seq_len=8).seq_len == 8
 
 
-def test_paths_follow_environment(monkeypatch, tmp_path):
+def test_data_and_run_folders_follow_the_users_settings(monkeypatch, tmp_path):
     from helpers import config
 
     monkeypatch.setenv("VGENRE_DATA_DIR", str(tmp_path / "d"))

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import write_clip
-from helpers.frames import VideoError, contact_sheet, make_sequences, sample_frames, sample_frames_multi
+from helpers.frames import contact_sheet, make_sequences, sample_frames, sample_frames_multi
+from helpers.media import MediaError
 from helpers.synth import write_video
 
 
@@ -86,17 +87,17 @@ def test_several_requests_decode_once_and_match_single_calls(tmp_path, monkeypat
     assert np.array_equal(both[1][0], single[0]) and len(both[0][0]) == 4
 
 
-@pytest.mark.parametrize("content, reason", [(b"", "empty"), (b"hello", "not a readable video")])
+@pytest.mark.parametrize("content, reason", [(b"", "empty"), (b"hello", "not a readable media file")])
 def test_bad_inputs_name_the_file(tmp_path, content, reason):
     path = tmp_path / "bad clip.mp4"
     path.write_bytes(content)
-    with pytest.raises(VideoError, match=reason) as err:
+    with pytest.raises(MediaError, match=reason) as err:
         sample_frames(path)
     assert str(path) in str(err.value)
 
 
 def test_missing_file_and_bad_arguments(tmp_path):
-    with pytest.raises(VideoError, match="not found"):
+    with pytest.raises(MediaError, match="not found"):
         sample_frames(tmp_path / "nope.mp4")
     path = write_clip(tmp_path / "c.mp4")
     with pytest.raises(ValueError, match="fps must be positive"):

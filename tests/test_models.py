@@ -8,7 +8,8 @@ import pytest
 
 from helpers import models
 from helpers.config import get_profile
-from helpers.train import METHODS, TrainedModel, build_model, load_model_dir, train_late_fusion, train_model
+from helpers.models import METHODS, get_method
+from helpers.train import TrainedModel, build_model, load_model_dir, reuse_model, train_late_fusion, train_model
 
 T, D, A = 6, 10, 4
 
@@ -27,10 +28,29 @@ def tiny_inputs(n=12, seed=0):
 PROFILE = get_profile("smoke", lstm_units=8, dense_units=8, epochs=1, patience=1)
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m != "late_fusion"])
-def test_every_model_builds_and_trains_a_step(method, tmp_path):
+@pytest.fixture(scope="module")
+def head_file(tmp_path_factory):
+    """A softmax head over D-dimensional features, saved as a file."""
+    path = tmp_path_factory.mktemp("head") / "head.keras"
+    from helpers.backbone import build_softmax_head
+
+    build_softmax_head(D).save(path)
+    return path
+
+
+@pytest.mark.parametrize("method", [m for m, spec in METHODS.items() if spec.build is not None])
+def test_every_trained_method_builds_and_trains_a_step(method, tmp_path, head_file):
     x, y = tiny_inputs()
-    out = train_model(method, (x, y), (x, y), tmp_path / method, profile=PROFILE)
+    head = None
+    if get_method(method).feature == "softmax":
+        import keras
+
+        from helpers.features import softmax_features
+
+        head = keras.models.load_model(head_file)
+        x = x | {"video": softmax_features(head, x["video"].reshape(-1, D)).reshape(len(y), T, -1)}
+    out = train_model(method, (x, y), (x, y), tmp_path / method, profile=PROFILE,
+                      head_file=head_file if head is not None else None)
     trained = load_model_dir(out)
     probs = trained.predict(x)
     assert probs.shape == (12, 6) and np.allclose(probs.sum(1), 1, atol=1e-5)
@@ -82,6 +102,51 @@ def test_unknown_method_is_refused():
     x, _ = tiny_inputs()
     with pytest.raises(ValueError, match="unknown method"):
         build_model("transformer", PROFILE, x)
+    with pytest.raises(ValueError, match="lstm_pool, audio_only"):
+        build_model("late_fusion", PROFILE, x)
+
+
+def test_registry_describes_every_method():
+    assert list(METHODS)[:6] == ["single_frame", "frame_average", "mlp", "conv3d", "lstm_softmax", "lstm_pool"]
+    for name, spec in METHODS.items():
+        assert (spec.build is not None) + bool(spec.same_model_as) + bool(spec.parts) == 1, name
+        assert set(spec.inputs) <= {"video", "audio", "mask", "thumbs"} and spec.batch_size > 0
+        assert spec.per_frame == bool(spec.frame_pooling)
+        assert all(p in METHODS for p in spec.parts)
+    assert get_method("lstm_softmax").feature == "softmax" and get_method("frame_average").same_model_as == "single_frame"
+
+
+def test_model_folders_can_move(tmp_path, head_file):
+    """Copy the models elsewhere, remove the originals: they still load and predict the same."""
+    import shutil
+
+    import keras
+
+    from helpers.features import softmax_features
+
+    x, y = tiny_inputs()
+    head = keras.models.load_model(head_file)
+    xs = x | {"video": softmax_features(head, x["video"].reshape(-1, D)).reshape(len(y), T, -1)}
+    run = tmp_path / "run"
+    softmax = train_model("lstm_softmax", (xs, y), (xs, y), run / "lstm_softmax", profile=PROFILE, head_file=head_file)
+    video = train_model("lstm_pool", (x, y), (x, y), run / "lstm_pool", profile=PROFILE)
+    audio = train_model("audio_only", (x, y), (x, y), run / "audio_only", profile=PROFILE)
+    fused = train_late_fusion(video, audio, run / "late_fusion")
+    average = reuse_model(train_model("single_frame", (x, y), (x, y), run / "single_frame", profile=PROFILE),
+                          "frame_average", run / "frame_average")
+    before = {p.name: load_model_dir(p).predict(x) for p in (fused, average)}
+    before_video = load_model_dir(video).predict(x)
+    shutil.copytree(run, tmp_path / "moved")
+    shutil.rmtree(run)
+    moved = {name: load_model_dir(tmp_path / "moved" / name) for name in ("lstm_softmax", "late_fusion", "frame_average")}
+    assert moved["lstm_softmax"].head is not None
+    assert np.allclose(moved["lstm_softmax"].head.predict(x["video"][0], verbose=0),
+                       head.predict(x["video"][0], verbose=0), atol=1e-6)
+    for name in ("late_fusion", "frame_average"):
+        assert np.allclose(moved[name].predict(x), before[name], atol=1e-5)
+    assert np.allclose(moved["late_fusion"].branch("video").predict(x), before_video, atol=1e-5)
+    for path in (tmp_path / "moved").rglob("config.json"):
+        assert str(run) not in path.read_text() and str(tmp_path) not in path.read_text()
 
 
 def test_class_weights_for_unbalanced_labels():

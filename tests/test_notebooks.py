@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from helpers.train import METHODS
+from helpers.models import METHODS
 
 pytestmark = pytest.mark.notebooks
 

@@ -61,7 +61,7 @@ def test_json_schema_and_bad_files(model_dir, videos):
     assert "video branch alone" in silent["note"]
     assert len(short["timeline"]) == 1 and short["timeline"][0]["end"] <= 1.6
     err = out.stderr
-    assert f"{videos['empty']}: file is empty" in err and f"{videos['text']}: not a readable video" in err
+    assert f"{videos['empty']}: file is empty" in err and f"{videos['text']}: not a readable media file" in err
     assert "Traceback" not in err
 
 
@@ -73,4 +73,15 @@ def test_predict_without_model_uses_latest_run(model_dir, videos):
 
 def test_missing_model_directory_is_a_clear_error(tmp_path, videos):
     out = vgenre("predict", videos["good"], "--model", tmp_path)
-    assert out.returncode == 2 and "not a model directory" in out.stderr
+    assert out.returncode == 2 and "not a model folder" in out.stderr
+
+
+def test_a_copied_model_folder_predicts_on_its_own(model_dir, videos, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(model_dir, tmp_path / "elsewhere" / "late_fusion")
+    assert str(model_dir.parent) not in (copy / "config.json").read_text()
+    out = vgenre("predict", videos["silent"], videos["good"], "--model", copy, "--json")
+    assert out.returncode == 0, out.stderr
+    silent, good = (json.loads(line) for line in out.stdout.splitlines())
+    assert "video branch alone" in silent["note"] and good["has_audio"] and not good["note"]

@@ -1,26 +1,13 @@
-"""The papermill runner (failures name notebook and cell), record_metric, bench output."""
+"""The papermill runner (parameters in, failures name notebook and cell), the commands, bench output."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import nbformat
-import numpy as np
 import pytest
-
-from helpers.runner import read_metrics, record_metric
-
-
-def test_record_metric_writes_plain_json(tmp_path, monkeypatch):
-    target = tmp_path / "metrics" / "nb.json"
-    monkeypatch.setenv("VGENRE_METRICS_FILE", str(target))
-    record_metric("acc", np.float32(0.5))
-    record_metric("acc", 0.75)
-    record_metric("name", "Action")
-    assert json.loads(target.read_text()) == {"acc": 0.75, "name": "Action"}
-    assert read_metrics(tmp_path, "nb.ipynb") == {"acc": 0.75, "name": "Action"}
-    assert read_metrics(tmp_path, "other.ipynb") == {}
 
 
 def _notebook(path, sources, tag_first=True):
@@ -33,37 +20,52 @@ def _notebook(path, sources, tag_first=True):
     nbformat.write(nb, path)
 
 
+PARAMETERS = 'profile = "default"\nmanifest = ""\nrun_dir = ""\ndata_dir = ""\nfigures_dir = ""'
+SETUP = ("import os\nfrom helpers import start_run\n"
+         "ctx = start_run('00_fine', profile=profile, manifest=manifest, run_dir=run_dir, data_dir=data_dir,"
+         " figures_dir=figures_dir)\n")
+
+
 @pytest.fixture()
-def tiny_series(tmp_path, monkeypatch):
+def tiny_series(tmp_path):
     books = tmp_path / "notebooks"
     books.mkdir()
-    _notebook(books / "00_fine.ipynb", ['profile = "default"\nmanifest = ""', "from helpers import record_metric\n"
-                                        "record_metric('profile_seen', profile)\nrecord_metric('manifest_seen', manifest)"])
-    _notebook(books / "01_broken.ipynb", ['profile = "default"', "x = 1", "raise RuntimeError('boom in cell three')"])
-    _notebook(books / "02_never.ipynb", ['profile = "default"'])
-    monkeypatch.setenv("VGENRE_NOTEBOOKS_DIR", str(books))
+    _notebook(books / "00_fine.ipynb", [PARAMETERS, SETUP + "ctx.record_metric('profile_seen', ctx.profile.name)\n"
+                                        "ctx.record_metric('manifest_seen', str(ctx.manifest))\n"
+                                        "ctx.record_metric('data_dir_seen', str(ctx.data_dir))\n"
+                                        "ctx.record_metric('env', sorted(k for k in os.environ if k.startswith('VGENRE')))"])
+    _notebook(books / "01_broken.ipynb", [PARAMETERS, "x = 1", "raise RuntimeError('boom in cell three')"])
+    _notebook(books / "02_never.ipynb", [PARAMETERS])
     return tmp_path
 
 
-def test_runner_injects_profile_and_stops_at_the_failing_notebook(tiny_series):
+def test_runner_passes_parameters_and_stops_at_the_failing_notebook(tiny_series):
+    from helpers.config import data_dir
     from helpers.runner import run_series
 
-    out, results = run_series("smoke", out=tiny_series / "run", manifest=tiny_series / "real" / "manifest.csv")
+    env_before = dict(os.environ)
+    out, results = run_series("smoke", out=tiny_series / "run", manifest=tiny_series / "real" / "manifest.csv",
+                              notebooks=tiny_series / "notebooks")
+    assert dict(os.environ) == env_before  # the runner passes settings as parameters, not environment variables
     assert [r.status for r in results] == ["ok", "failed"]
-    assert results[0].metrics == {"profile_seen": "smoke",
-                                  "manifest_seen": str((tiny_series / "real" / "manifest.csv").resolve())}
+    assert results[0].metrics == {"profile_seen": "smoke", "data_dir_seen": str(data_dir()),
+                                  "manifest_seen": str((tiny_series / "real" / "manifest.csv").resolve()),
+                                  "env": sorted(k for k in env_before if k.startswith("VGENRE"))}
     assert "boom in cell three" in results[1].error and "In [" in results[1].error
     summary = json.loads((out / "summary.json").read_text())
     assert [n["notebook"] for n in summary["notebooks"]] == ["00_fine.ipynb", "01_broken.ipynb"]
-    run_series("smoke", only=["00"], out=tiny_series / "run")  # a partial rerun keeps the other entries
-    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parameters"]["run_dir"] == str(out.resolve())
+    run_series("smoke", only=["00"], out=tiny_series / "run", notebooks=tiny_series / "notebooks")
+    summary = json.loads((out / "summary.json").read_text())  # a partial rerun keeps the other entries
     assert [(n["notebook"], n["status"]) for n in summary["notebooks"]] == [("00_fine.ipynb", "ok"),
                                                                             ("01_broken.ipynb", "failed")]
+    assert summary["parameters"]["manifest"] == ""
 
 
 def test_run_command_exit_status_names_notebook_and_cell(tiny_series):
     proc = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "smoke", "--only", "01",
-                           "--out", str(tiny_series / "run2")], capture_output=True, text=True)
+                           "--notebooks", str(tiny_series / "notebooks"), "--out", str(tiny_series / "run2")],
+                          capture_output=True, text=True)
     assert proc.returncode == 1
     assert "FAILED: 01_broken.ipynb" in proc.stderr and "boom in cell three" in proc.stderr
 
@@ -127,17 +129,17 @@ def test_curate_command_probes_and_splits_a_folder_tree(tmp_path):
     assert set(good.split) == {"train", "val", "test"} and good.groupby("group").split.nunique().max() == 1
 
 
-def test_a_curated_manifest_replaces_the_synthetic_set(tmp_path, monkeypatch):
-    from helpers.curate import CurationError
+def test_a_curated_manifest_replaces_the_synthetic_set(tmp_path, smoke_manifest):
+    from helpers.context import start_run
+    from helpers.manifest import ManifestError
     from helpers.pipeline import ensure_dataset
 
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("path,genre,group,status,split\nAction/a.mp4,Action,g1,ok,train\n")
-    monkeypatch.setenv("VGENRE_MANIFEST", str(manifest))
-    assert ensure_dataset("smoke") == manifest
+    assert ensure_dataset(start_run(profile="smoke", manifest=manifest, verbose=False)) == manifest.resolve()
+    assert ensure_dataset(start_run(profile="smoke", verbose=False)) == smoke_manifest  # empty: the synthetic set
     manifest.write_text("path,genre,group,status,split\nAction/a.mp4,Action,g1,ok,\n")
-    with pytest.raises(CurationError, match="vgenre curate"):
-        ensure_dataset("smoke")
-    monkeypatch.setenv("VGENRE_MANIFEST", str(tmp_path / "nope.csv"))
-    with pytest.raises(CurationError, match="nope.csv"):
-        ensure_dataset("smoke")
+    with pytest.raises(ManifestError, match="vgenre curate"):
+        ensure_dataset(start_run(profile="smoke", manifest=manifest, verbose=False))
+    with pytest.raises(ManifestError, match="nope.csv"):
+        ensure_dataset(start_run(profile="smoke", manifest=tmp_path / "nope.csv", verbose=False))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import av
@@ -12,7 +13,8 @@ import pytest
 
 from conftest import write_clip
 from helpers.config import GENRES, get_profile
-from helpers.curate import (GroupedSplit, assign_split, manifest_from_dataset, manifest_from_tree, read_manifest, validate_paths)
+from helpers.curate import GroupedSplit, assign_split, manifest_from_dataset, manifest_from_tree, validate_paths
+from helpers.manifest import MANIFEST_NAME, ManifestError, clip_path, read_manifest, write_manifest
 from helpers.synth import HARD_CASES, make_film, render_audio, render_frames
 
 
@@ -81,6 +83,83 @@ def test_grouped_split_refuses_a_genre_with_one_group():
     y = np.array([0, 0, 1, 1, 1, 1])
     with pytest.raises(ValueError, match="only 1 group"):
         GroupedSplit(0.3, 0.0).split(np.zeros(6), y, np.array(["a", "a", "b", "c", "d", "e"]))
+    y, groups = np.repeat(["Action", "Horror"], 6), np.array(list("aabbcc") + list("ddeeff"))
+    with pytest.raises(ValueError, match="genre Horror has only 2 group"):
+        GroupedSplit(0.1, 0.1).split(np.zeros(12), y, np.where(groups == "f", "e", groups))
+    train, val, test = GroupedSplit(0.3, 0.0).split(np.zeros(12), y, np.where(groups == "f", "e", groups))
+    assert len(val) == 0 and set(y[train]) == set(y[test]) == {"Action", "Horror"}
+
+
+def _films(films_per_genre: dict[str, int], clips_per_film=2) -> tuple[np.ndarray, np.ndarray]:
+    sizes = clips_per_film if callable(clips_per_film) else (lambda g, f: clips_per_film)
+    rows = [(g, f"{g}_{f}") for g, n in films_per_genre.items() for f in range(n) for _ in range(sizes(g, f))]
+    return np.array([g for g, _ in rows]), np.array([f for _, f in rows])
+
+
+def _check_sides(y, groups, sides):
+    """Every clip on exactly one side, no group on two sides; the fraction of each genre on each side."""
+    assert sorted(np.concatenate(sides).tolist()) == list(range(len(y)))
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert set(groups[sides[a]]).isdisjoint(groups[sides[b]])
+    return {g: [float(np.sum(y[side] == g) / np.sum(y == g)) for side in sides] for g in np.unique(y)}
+
+
+def test_grouped_split_with_a_genre_of_three_films_warns_and_covers_every_side():
+    y, groups = _films({g: (3 if g == "Horror" else 12) for g in GENRES})
+    with pytest.warns(UserWarning, match=r"genre Horror has 3 groups: 1 train / 1 val / 1 test \(33/33/33% of clips\) "
+                                         r"instead of 80/10/10") as record:
+        sides = GroupedSplit(0.1, 0.1, random_state=0).split(np.zeros(len(y)), y, groups)
+    assert len(record) == 1 and "Action" not in str(record[0].message)
+    fractions = _check_sides(y, groups, sides)
+    assert all(set(y[side]) == set(GENRES) for side in sides)
+    assert fractions["Action"] == pytest.approx([10 / 12, 1 / 12, 1 / 12])
+
+
+def test_grouped_split_meets_the_request_with_many_groups():
+    y, groups = _films({g: 20 for g in GENRES})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sides = GroupedSplit(0.1, 0.1, random_state=3).split(np.zeros(len(y)), y, groups)
+    for g, got in _check_sides(y, groups, sides).items():
+        assert np.allclose(got, [0.8, 0.1, 0.1], atol=0.05), (g, got)
+    assert np.allclose([len(s) / len(y) for s in sides], [0.8, 0.1, 0.1], atol=0.05)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_grouped_split_with_uneven_films_keeps_groups_whole(seed):
+    rng = np.random.default_rng(seed)
+    n_films = {g: int(rng.integers(8, 30)) for g in GENRES}
+    sizes = {(g, f): int(rng.integers(1, 7)) for g, n in n_films.items() for f in range(n)}
+    y, groups = _films(n_films, lambda g, f: sizes[g, f])
+    groups[y == "Sports"] = np.where(groups[y == "Sports"] == "Sports_0", "Action_0", groups[y == "Sports"])  # shared film
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sides = GroupedSplit(0.1, 0.1, random_state=seed).split(np.zeros(len(y)), y, groups)
+        again = GroupedSplit(0.1, 0.1, random_state=np.random.RandomState(seed)).split(np.zeros(len(y)), y, groups)
+    _check_sides(y, groups, sides)
+    assert all(np.array_equal(a, b) for a, b in zip(sides, again))
+    assert all(set(y[side]) == set(GENRES) for side in sides)
+    assert np.allclose([len(s) / len(y) for s in sides], [0.8, 0.1, 0.1], atol=0.05)
+
+
+def test_manifest_round_trip_and_clip_paths(tmp_path):
+    rows = [{"path": "Action/a.mp4", "genre": "Action"}, {"path": str(tmp_path / "elsewhere.mp4"), "genre": "Horror"}]
+    written = write_manifest(rows, tmp_path / "set" / MANIFEST_NAME)
+    assert written == tmp_path / "set" / MANIFEST_NAME and not list(written.parent.glob("*.tmp"))
+    back = read_manifest(tmp_path / "set")
+    assert [{k: r[k] for k in ("path", "genre")} for r in back] == rows
+    assert clip_path(back[0]) == tmp_path / "set" / "Action" / "a.mp4" and clip_path(back[1]) == tmp_path / "elsewhere.mp4"
+
+
+def test_unreadable_manifests_are_named(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "no_path.csv").write_text("file,genre\na.mp4,Action\n")
+    for name, reason in (("missing.csv", "manifest not found"), ("empty.csv", "manifest is empty"),
+                         ("no_path.csv", "manifest has no 'path' column")):
+        with pytest.raises(ManifestError) as err:
+            read_manifest(tmp_path / name)
+        assert str(err.value).startswith(f"{tmp_path / name}: {reason}")
 
 
 @pytest.fixture()
@@ -102,8 +181,8 @@ def bad_tree(tmp_path) -> Path:
 def test_probe_reports_every_bad_input(bad_tree):
     rows = {Path(r["path"]).name: r for r in manifest_from_tree(bad_tree)}
     assert rows["good clip é.mp4"]["status"] == "ok" and rows["good clip é.mp4"]["has_audio"]
-    assert rows["empty.mp4"]["status"] == "bad: empty file (0 bytes)"
-    assert rows["notes.mp4"]["status"].startswith("bad: not a readable video")
+    assert rows["empty.mp4"]["status"] == "bad: file is empty (0 bytes)"
+    assert rows["notes.mp4"]["status"].startswith("bad: not a readable media file")
     assert rows["truncated.mp4"]["status"].startswith("bad:")
     assert rows["silent.mp4"]["status"] == "ok" and not rows["silent.mp4"]["has_audio"]
     assert "ignored.mp4" not in rows
@@ -127,7 +206,7 @@ def test_unreadable_folder_is_recorded(bad_tree, monkeypatch):
 def test_assign_split_excludes_bad_files_and_keeps_hard_cases():
     rows = [{"path": f"{g}/{k}.mp4", "genre": g, "group": f"{g}{k // 2}", "status": "ok", "split": ""}
             for g in GENRES for k in range(6)]
-    rows.append({"path": "Action/broken.mp4", "genre": "Action", "group": "x", "status": "bad: empty file (0 bytes)",
+    rows.append({"path": "Action/broken.mp4", "genre": "Action", "group": "x", "status": "bad: file is empty (0 bytes)",
                  "split": ""})
     rows.append({"path": "hard/h.mp4", "genre": "Horror", "group": "h", "status": "ok", "split": "hard"})
     assign_split(rows, random_state=0)

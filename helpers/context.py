@@ -1,0 +1,121 @@
+"""The run context: what one run of a notebook (or of a command) works on and where it writes.
+
+A notebook's setup cell turns its papermill parameters into one :class:`RunContext`::
+
+    ctx = start_run("01_data_curation", profile=profile, manifest=manifest, run_dir=run_dir,
+                    data_dir=data_dir, figures_dir=figures_dir)
+
+The context carries the profile, the data source (the profile's synthetic set or a curated
+manifest), the folders, :meth:`RunContext.save_fig` and :meth:`RunContext.record_metric`. Running
+the setup cell again with other parameters makes a new context, and everything switches with it:
+nothing is kept in environment variables. ``vgenre run`` passes the same parameters to every
+notebook through papermill; the commands of ``vgenre`` build a context from their options.
+
+>>> ctx = start_run("demo", profile="smoke", run_dir="/tmp/r", verbose=False)  # doctest: +SKIP
+>>> ctx.metrics_file  # doctest: +SKIP
+PosixPath('/tmp/r/metrics/demo.json')
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers.config import Profile, data_dir as default_data_dir, get_profile, runs_dir
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """One run's settings and folders. Make it with :func:`start_run`.
+
+    Attributes
+    ----------
+    notebook : the name metrics are filed under (``metrics/<notebook>.json``)
+    profile : every size the run uses
+    run_dir : executed notebooks, ``figures/``, ``metrics/``, ``models/``
+    data_dir : generated clips and feature caches (shared by runs)
+    manifest : a curated ``manifest.csv`` of real clips, or None for the profile's synthetic set
+    figures_dir : a second folder every figure is also saved to (``make run``: the README's
+        ``figures/``), or None
+    """
+
+    notebook: str
+    profile: Profile
+    run_dir: Path
+    data_dir: Path
+    manifest: Path | None = None
+    figures_dir: Path | None = None
+
+    @property
+    def source(self) -> str:
+        """``synthetic`` or the curated manifest's path, for printing and summaries."""
+        return str(self.manifest) if self.manifest else "synthetic"
+
+    @property
+    def metrics_file(self) -> Path:
+        """Where :meth:`record_metric` keeps this notebook's numbers."""
+        return self.run_dir / "metrics" / f"{self.notebook}.json"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where the run's trained models are kept."""
+        return self.run_dir / "models"
+
+    def metrics(self) -> dict:
+        """What this notebook has recorded so far ({} when nothing)."""
+        return json.loads(self.metrics_file.read_text()) if self.metrics_file.exists() else {}
+
+    def record_metric(self, name: str, value) -> None:
+        """Record one number (or short string or list) the notebook measured, for ``summary.json``.
+
+        Recording a name again replaces its value; numpy numbers are stored as plain numbers.
+        The file is rewritten atomically.
+        """
+        metrics = self.metrics()
+        metrics[name] = value.item() if hasattr(value, "item") else value
+        self.metrics_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.metrics_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        tmp.replace(self.metrics_file)
+
+    def save_fig(self, fig, name: str, *, dpi: int = 90) -> Path:
+        """Save *fig* as ``<name>.png`` in the run's ``figures/`` (and in :attr:`figures_dir` when set)."""
+        targets = [self.run_dir / "figures"] + ([self.figures_dir] if self.figures_dir else [])
+        for folder in targets:
+            folder.mkdir(parents=True, exist_ok=True)
+            fig.savefig(folder / f"{name}.png", dpi=dpi, bbox_inches="tight")
+        return targets[0] / f"{name}.png"
+
+    def describe(self) -> str:
+        """One line saying what this run works on and where it writes."""
+        data = f"curated manifest {self.manifest}" if self.manifest else f"the {self.profile.name} synthetic set"
+        return f"profile {self.profile.name} · data: {data} · results in {self.run_dir}"
+
+
+def start_run(notebook: str = "interactive", *, profile: str | Profile = "default", manifest: str | Path = "",
+              run_dir: str | Path = "", data_dir: str | Path = "", figures_dir: str | Path = "",
+              verbose: bool = True) -> RunContext:
+    """Make the run context of one notebook from its parameters (empty strings mean the defaults).
+
+    Parameters
+    ----------
+    notebook : the notebook's name (its metrics go to ``metrics/<notebook>.json``)
+    profile : ``smoke``, ``default``, ``full`` or a :class:`~helpers.config.Profile`
+    manifest : a curated ``manifest.csv`` of real clips; empty: the profile's synthetic set
+    run_dir : the run folder; empty: ``runs/<profile>``
+    data_dir : clips and caches; empty: ``data/`` of the repository
+    figures_dir : also save every figure there; empty: only in the run folder
+    verbose : print :meth:`RunContext.describe`
+    """
+    prof = get_profile(profile)
+    ctx = RunContext(
+        notebook=str(notebook), profile=prof,
+        run_dir=(Path(run_dir).expanduser() if run_dir else runs_dir() / prof.name).resolve(),
+        data_dir=(Path(data_dir).expanduser() if data_dir else default_data_dir()).resolve(),
+        manifest=Path(manifest).expanduser().resolve() if manifest else None,
+        figures_dir=Path(figures_dir).expanduser().resolve() if figures_dir else None,
+    )
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    if verbose:
+        print(ctx.describe())
+    return ctx

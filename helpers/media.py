@@ -1,0 +1,226 @@
+"""Opening media files: one place, one error type, one rule for damaged streams.
+
+Every stage that reads a video or its sound (frames, audio, curation, prediction) opens it with
+:func:`open_media`, so a missing, empty, unreadable or stream-less file gives the same
+:class:`MediaError`, whose message names the file and the reason.
+
+Damaged streams
+---------------
+A truncated or corrupted file often opens fine and decodes for a while before FFmpeg gives up.
+Such a stream is kept when what decoded covers :data:`MIN_DECODED_SHARE` of the duration the
+container declares, and refused with a :class:`MediaError` saying how much decoded otherwise
+(:func:`check_decoded`). Only FFmpeg's own errors end a stream early; any other exception is a
+bug and propagates unchanged.
+
+Example
+-------
+>>> with open_media("clip.mp4", need="video") as container:  # doctest: +SKIP
+...     stream = container.streams.video[0]
+...     end = max(until for _, _, until in video_frames("clip.mp4", container))
+...     share = check_decoded("clip.mp4", "video", end, stream_duration(container, stream))
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import av
+
+logger = logging.getLogger(__name__)
+
+MIN_DECODED_SHARE = 0.9
+"""Share of the container's declared duration that must decode for a damaged stream to be kept.
+
+A clip that loses its last tenth still shows its genre; one that stops at a third does not, and
+its duration, frame count and audio alignment would all be wrong downstream.
+"""
+
+NEEDS = ("video", "audio", "any")
+
+
+class MediaError(ValueError):
+    """A media file that cannot be used; the message is ``"<path>: <reason>"``.
+
+    Attributes
+    ----------
+    path : the file
+    reason : what is wrong with it, without the path (what ``probe_video`` reports)
+    """
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(path, reason)
+        self.path, self.reason = Path(path), reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def _describe(exc: Exception) -> str:
+    """``"ExcName: message"`` without the errno and file name FFmpeg and the OS add."""
+    return f"{exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}"
+
+
+def open_media(path: str | Path, *, need: str = "video") -> av.container.InputContainer:
+    """Open *path* for decoding, checking that it holds the stream the caller *need*\\ s.
+
+    Parameters
+    ----------
+    path : media file
+    need : ``"video"``, ``"audio"`` or ``"any"`` (at least one video or audio stream)
+
+    Returns
+    -------
+    An open PyAV container; close it (or use it in a ``with`` block).
+
+    Raises
+    ------
+    MediaError
+        When the file is missing, a folder, empty, not readable as media or lacks the stream;
+        the container is closed first.
+    ValueError
+        When *need* is not one of ``"video"``, ``"audio"``, ``"any"``.
+
+    Example
+    -------
+    >>> with open_media("clip.mp4", need="audio") as container:  # doctest: +SKIP
+    ...     rate = container.streams.audio[0].rate
+    """
+    if need not in NEEDS:
+        raise ValueError(f"need must be one of {NEEDS}, got {need!r}")
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise MediaError(path, "is a folder, not a media file")
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise MediaError(path, "file not found") from None
+    except OSError as exc:
+        raise MediaError(path, f"cannot be read ({_describe(exc)})") from None
+    if size == 0:
+        raise MediaError(path, "file is empty (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except PermissionError:
+        raise MediaError(path, "cannot be read (permission denied)") from None
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise MediaError(path, f"not a readable media file ({_describe(exc)})") from None
+    streams = container.streams
+    missing = {"video": None if streams.video else "has no video stream",
+               "audio": None if streams.audio else "has no audio stream",
+               "any": None if streams.video or streams.audio else "has no video or audio stream"}[need]
+    if missing:
+        container.close()
+        raise MediaError(path, missing)
+    return container
+
+
+def stream_duration(container: av.container.InputContainer, stream: av.stream.Stream) -> float | None:
+    """Seconds *stream* lasts according to the file: the stream's duration, else the container's.
+
+    Returns None when the file declares neither (some raw or streamed formats).
+    """
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000  # av.time_base: microseconds
+    return None
+
+
+def decoded_share(decoded_seconds: float, container_seconds: float | None) -> float:
+    """Share of the declared duration that decoded, in ``[0, 1]``; 1.0 when the duration is unknown.
+
+    Example
+    -------
+    >>> decoded_share(2.5, 5.0)
+    0.5
+    >>> decoded_share(5.04, 5.0), decoded_share(1.0, None)
+    (1.0, 1.0)
+    """
+    if not container_seconds or container_seconds <= 0:
+        return 1.0
+    return min(1.0, max(0.0, decoded_seconds / container_seconds))
+
+
+def check_decoded(path: str | Path, what: str, decoded_seconds: float, total_seconds: float | None) -> float:
+    """Apply the damaged-stream rule: return the decoded share, or raise when below the minimum.
+
+    Parameters
+    ----------
+    path : the file, for the message
+    what : the stream, for the message (``"video"``, ``"audio"``)
+    decoded_seconds : how much of the stream decoded
+    total_seconds : the stream's declared duration (:func:`stream_duration`), or None if unknown
+
+    Raises
+    ------
+    MediaError
+        When less than :data:`MIN_DECODED_SHARE` of *total_seconds* decoded, e.g.
+        ``"clip.mp4: video decodes only 2.5 s of 5.3 s (47%, below the 90% needed)"``.
+    """
+    share = decoded_share(decoded_seconds, total_seconds)
+    if share < MIN_DECODED_SHARE:
+        raise MediaError(path, f"{what} decodes only {decoded_seconds:.1f} s of {total_seconds:.1f} s "
+                               f"({share:.0%}, below the {MIN_DECODED_SHARE:.0%} needed)")
+    return share
+
+
+def decode_stream(path: str | Path, container: av.container.InputContainer, stream: av.stream.Stream, *,
+                  what: str) -> Iterator[av.frame.Frame]:
+    """Decoded frames of *stream*, ending early when FFmpeg fails after the first one.
+
+    The caller measures what it got and applies :func:`check_decoded`. Only FFmpeg errors raised
+    while decoding are handled here; exceptions from the caller's own code are not seen.
+
+    Raises
+    ------
+    MediaError
+        When FFmpeg fails before any frame decoded.
+    """
+    decoder = container.decode(stream)
+    decoded = 0
+    while True:
+        try:
+            frame = next(decoder)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as exc:
+            if not decoded:
+                raise MediaError(path, f"cannot decode {what} ({_describe(exc)})") from None
+            logger.warning("%s: %s stream breaks after %d frames (%s)", path, what, decoded, _describe(exc))
+            return
+        decoded += 1
+        yield frame
+
+
+def video_frames(path: str | Path, container: av.container.InputContainer
+                 ) -> Iterator[tuple[av.VideoFrame, float, float]]:
+    """Each decoded frame of the first video stream with the seconds it is shown: ``(frame, start, until)``.
+
+    Times count from the stream's start. A frame is on screen until the next one appears; the last
+    stays one frame duration (from the frame rate, else the last gap). The ``until`` of the last
+    frame is how much of the video decoded.
+
+    Raises
+    ------
+    MediaError
+        When the stream cannot decode a single frame.
+    """
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
+    prev, prev_t, step = None, 0.0, None
+    for frame in decode_stream(path, container, stream, what="video"):
+        if frame.pts is None:
+            continue
+        t = float(frame.pts * frame.time_base)
+        start = t if start is None else start
+        t -= start
+        if prev is not None:
+            step = t - prev_t if t > prev_t else step
+            yield prev, prev_t, t
+        prev, prev_t = frame, t
+    if prev is None:
+        raise MediaError(path, "no decodable video frames")
+    rate = float(stream.average_rate or stream.guessed_rate or 0) or None
+    yield prev, prev_t, prev_t + (1.0 / rate if rate else (step or 1e-3))
