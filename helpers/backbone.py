@@ -116,35 +116,61 @@ def build_softmax_head(n_features: int = POOL_DIM, n_classes: int = len(GENRES),
     return keras.Model(inputs, outputs, name="softmax_head")
 
 
+def shuffled_batches(x: np.ndarray, y: np.ndarray, batch_size: int, steps: int, seed: int = 0):
+    """Endless shuffled batches of ``(x, y)`` for step-based training, as a ``keras.utils.PyDataset``.
+
+    One Keras epoch is *steps* batches; each epoch continues where the last stopped and the data
+    are reshuffled after every pass, so ``epochs`` rounds give ``epochs * steps`` steps. Numpy
+    batches, no ``tf.data``: the same on every backend.
+    """
+    import keras
+
+    class ShuffledBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = np.zeros(0, int)
+
+        def __len__(self) -> int:
+            return steps
+
+        def __getitem__(self, index: int):
+            while len(self.order) < batch_size:
+                self.order = np.concatenate([self.order, self.rng.permutation(len(x))])
+            idx, self.order = self.order[:batch_size], self.order[batch_size:]
+            return x[idx], y[idx]
+
+    return ShuffledBatches()
+
+
 def train_softmax_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                        out_dir: str | Path, *, steps: int = 4000, checkpoint_every: int = 400,
                        batch_size: int = 100, learning_rate: float = 1e-3, seed: int = 0):
     """Retrain the head on cached per-frame bottlenecks for *steps* steps, as the paper did.
 
-    Training runs as ``steps / checkpoint_every`` rounds of *checkpoint_every* steps; after each
-    round Keras callbacks write a checkpoint (``ModelCheckpoint``), a CSV row (``CSVLogger``) and
-    TensorBoard logs. Returns the trained head and its history (a dict of lists).
+    Training runs as ``steps / checkpoint_every`` rounds of *checkpoint_every* steps over shuffled
+    numpy batches (:func:`shuffled_batches`); after each round Keras callbacks write a checkpoint
+    (``ModelCheckpoint``), a CSV row (``CSVLogger``) and, where TensorFlow is installed, TensorBoard
+    logs. Returns the trained head and its history (a dict of lists).
     """
     import keras
-    import tensorflow as tf
+
+    from helpers.backends import training_scope
+    from helpers.train import training_callbacks
 
     out_dir = Path(out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     mean, var = x_train.mean(0), x_train.var(0) + 1e-12
-    head = build_softmax_head(x_train.shape[1], mean=mean, variance=var)
-    head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                 metrics=["accuracy"])
-    data = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=seed).repeat().batch(batch_size)
-    callbacks = [
-        keras.callbacks.ModelCheckpoint(str(out_dir / "checkpoints" / "step_{epoch:05d}.weights.h5"),
-                                        save_weights_only=True),
-        keras.callbacks.CSVLogger(str(out_dir / "log.csv")),
-        keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False),
-    ]
     rounds = max(1, steps // checkpoint_every)
-    history = head.fit(data, steps_per_epoch=checkpoint_every, epochs=rounds, validation_data=(x_val, y_val), shuffle=False,
-                       callbacks=callbacks, verbose=0)
+    data = shuffled_batches(x_train, y_train, batch_size, checkpoint_every, seed)
+    callbacks = [keras.callbacks.ModelCheckpoint(str(out_dir / "checkpoints" / "step_{epoch:05d}.weights.h5"),
+                                                 save_weights_only=True)] + training_callbacks(out_dir, monitor=None)
+    with training_scope():
+        head = build_softmax_head(x_train.shape[1], mean=mean, variance=var)
+        head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                     metrics=["accuracy"])
+        history = head.fit(data, epochs=rounds, validation_data=(x_val, y_val), callbacks=callbacks, verbose=0)
     # checkpoint files are numbered by round; rename them by step, as the paper's script did
     for r in range(1, rounds + 1):
         src = out_dir / "checkpoints" / f"step_{r:05d}.weights.h5"
@@ -166,6 +192,8 @@ def fine_tune_top_blocks(backbone: Backbone, head, frames: np.ndarray, labels: n
     """
     import keras
 
+    from helpers.backends import training_scope
+
     names = [layer.name for layer in backbone.model.layers]
     if blocks_from not in names:
         raise ValueError(f"no layer {blocks_from!r} in InceptionV3; try one of mixed0 ... mixed10")
@@ -176,11 +204,12 @@ def fine_tune_top_blocks(backbone: Backbone, head, frames: np.ndarray, labels: n
     for i, layer in enumerate(copy.layers):
         layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((backbone.input_size, backbone.input_size, 3))
-    model = keras.Model(inputs, head(copy(inputs, training=False)))
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(preprocess(frames), labels, epochs=epochs, batch_size=batch_size, verbose=0)
+    with training_scope():
+        inputs = keras.Input((backbone.input_size, backbone.input_size, 3))
+        model = keras.Model(inputs, head(copy(inputs, training=False)))
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        history = model.fit(preprocess(frames), labels, epochs=epochs, batch_size=batch_size, verbose=0)
     for layer in copy.layers:
         layer.trainable = False
     recipe = {"parent": backbone.status.weights_id, "blocks_from": blocks_from, "epochs": epochs,

@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vgenre", description="Video genre classification with a "
                                      "convolutional recurrent network (InceptionV3 features + LSTM + audio).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
+                        help="Keras backend (default: KERAS_BACKEND, else Keras' own default, tensorflow)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def profile_arg(p, default="default"):
@@ -228,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``vgenre``."""
     args = build_parser().parse_args(argv)
+    if args.backend:  # Keras reads it once, at its first import; notebooks run by `vgenre run` inherit it
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND", "tensorflow") != args.backend:
+            print(f"error: Keras is already loaded with another backend; set KERAS_BACKEND={args.backend} "
+                  "before starting Python", file=sys.stderr)
+            return 2
+        os.environ["KERAS_BACKEND"] = args.backend
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     return int(args.func(args) or 0)
 

@@ -11,6 +11,7 @@ of the training split), so a saved model carries its own preprocessing.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,10 +44,13 @@ def _head(x, dense_units: int, dropout: float, name: str):
 
 def _zero_padding(x, mask):
     """Multiply padded steps by zero (for layers that do not take a mask)."""
-    return ZeroPadded()(x, mask)
+    return custom_layers()["ZeroPadded"]()(x, mask)
 
 
-def _register():
+@functools.cache
+def custom_layers() -> dict:
+    """The package's own Keras layers, registered for loading saved models (Keras is imported here,
+    on first use, so that importing this module leaves the choice of backend open)."""
     import keras
 
     @keras.saving.register_keras_serializable(package="vgenre")
@@ -59,10 +63,7 @@ def _register():
         def compute_output_shape(self, x_shape, mask_steps_shape):
             return x_shape
 
-    return ZeroPadded
-
-
-ZeroPadded = _register()
+    return {"ZeroPadded": ZeroPadded}
 
 
 def build_lstm_classifier(seq_len: int, n_features: int, *, units: int = 2048, dense_units: int = 512,

@@ -110,7 +110,7 @@ def ensure_head(ctx: RunContext, clips: ClipSet, *, retrain: bool = False):
     out = head_dir(ctx)
     wanted = {"features": feature_settings_of(ctx), "head": prof.settings(HEAD_FIELDS)}
     if not retrain and (out / "head.keras").exists() and _config_matches(out / "config.json", wanted):
-        return keras.models.load_model(out / "head.keras")
+        return keras.models.load_model(out / "head.keras", compile=False)
     train, val = clips.split("train"), clips.split("val")
     xs = [np.concatenate(c.pool) for c in (train, val)]
     ys = [np.repeat(c.y, [len(p) for p in c.pool]) for c in (train, val)]

@@ -124,7 +124,12 @@ def _write_summary(path: Path, profile: str, results: list[NotebookResult], fold
         if previous.get("profile") == profile:
             entries = {n["notebook"]: n for n in previous.get("notebooks", [])} | entries
     order = {b.name: k for k, b in enumerate(list_notebooks(folder=folder))}
-    data = {"profile": profile, "parameters": parameters,
+    from helpers.backends import describe
+
+    backend = describe()
+    data = {"profile": profile, "backend": backend["backend"], "keras": backend["keras"],
+            "framework_version": backend["framework_version"], "devices": backend["devices"],
+            "parameters": parameters,
             "notebooks": sorted(entries.values(), key=lambda n: order.get(n["notebook"], len(order)))}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2))

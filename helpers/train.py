@@ -8,7 +8,7 @@ A model folder is self-contained: it can be copied or moved anywhere and still p
     config.json     method, feature kind, sequence length, fps, backbone and audio settings;
                     every path in it is relative to the folder
     metrics.json    test metrics, when ``vgenre train`` computed them
-    log.csv, tensorboard/, best.weights.h5   Keras callbacks' records
+    log.csv, best.weights.h5   Keras callbacks' records (and tensorboard/ where TensorFlow is installed)
 
 What each method takes and how it trains comes from the registry :data:`helpers.models.METHODS`.
 """
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.backends import backend_name, training_scope
 from helpers.config import GENRES, Profile, get_profile
 from helpers.models import get_method
 
@@ -31,11 +32,22 @@ def model_inputs(method: str, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
     return {k: inputs[k] for k in get_method(method).inputs}
 
 
-def _strategy():
-    import tensorflow as tf
+def training_callbacks(out_dir: Path, *, monitor: str | None = "val_loss", patience: int = 0) -> list:
+    """Keras callbacks that keep a model folder's records: early stopping and the best weights
+    (when *monitor* is set), a CSV log always, TensorBoard logs where TensorFlow can write them."""
+    import keras
 
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    from helpers.backends import tensorboard_available
+
+    callbacks = []
+    if monitor:
+        callbacks += [keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
+                      keras.callbacks.ModelCheckpoint(str(out_dir / "best.weights.h5"), monitor=monitor,
+                                                      save_best_only=True, save_weights_only=True)]
+    callbacks.append(keras.callbacks.CSVLogger(str(out_dir / "log.csv")))
+    if tensorboard_available():
+        callbacks.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False))
+    return callbacks
 
 
 def _class_weights(y: np.ndarray) -> dict[int, float] | None:
@@ -90,24 +102,18 @@ def train_model(method: str, train: tuple[dict, np.ndarray], val: tuple[dict, np
     else:
         fit_x, fit_y = model_inputs(method, x_tr), y_tr
         val_data = (model_inputs(method, x_va), y_va)
-    with _strategy().scope():
+    start = time.perf_counter()
+    with training_scope():
         model = build_model(method, prof, x_tr)
         model.compile(optimizer=keras.optimizers.Adam(prof.learning_rate), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=prof.patience, restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(str(out_dir / "best.weights.h5"), monitor="val_loss", save_best_only=True,
-                                        save_weights_only=True),
-        keras.callbacks.CSVLogger(str(out_dir / "log.csv")),
-        keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False),
-    ]
-    start = time.perf_counter()
-    history = model.fit(fit_x, fit_y, validation_data=val_data, epochs=prof.epochs, batch_size=spec.batch_size,
-                        class_weight=_class_weights(fit_y), callbacks=callbacks, verbose=verbose)
+        history = model.fit(fit_x, fit_y, validation_data=val_data, epochs=prof.epochs, batch_size=spec.batch_size,
+                            class_weight=_class_weights(fit_y), verbose=verbose,
+                            callbacks=training_callbacks(out_dir, patience=prof.patience))
     if head_file is not None:
         shutil.copyfile(head_file, out_dir / "head.keras")
     config = {"method": method, "feature": spec.feature, "profile": prof.name, "seq_len": int(x_tr["mask"].shape[1]),
-              "fps": prof.sample_fps, "seed": seed, "epochs_run": len(history.history["loss"]),
+              "fps": prof.sample_fps, "seed": seed, "backend": backend_name(), "epochs_run": len(history.history["loss"]),
               "train_seconds": round(time.perf_counter() - start, 2),
               **({"head": "head.keras"} if head_file is not None else {}), **(extra_config or {})}
     return save_model_dir(model, out_dir, config)
@@ -172,13 +178,16 @@ class TrainedModel:
         return self.config["method"]
 
     def _call(self, x, batch_size: int):
-        """The model on *x* in chunks, called directly: no new tf.function per input size."""
+        """The model on *x* in chunks, called directly (no new compiled function per input size),
+        as numpy whatever the backend."""
+        import keras
+
         n = len(x) if not isinstance(x, dict) else len(next(iter(x.values())))
         chunks = []
         for start in range(0, n, batch_size):
             part = x[start:start + batch_size] if not isinstance(x, dict) else \
                 {k: v[start:start + batch_size] for k, v in x.items()}
-            chunks.append(np.asarray(self.model(part, training=False)))
+            chunks.append(keras.ops.convert_to_numpy(self.model(part, training=False)))
         return np.concatenate(chunks) if chunks else np.zeros((0, len(self.labels)), np.float32)
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -207,13 +216,14 @@ def load_model_dir(path: str | Path) -> TrainedModel:
     """Load a model folder written by :func:`train_model` or :func:`train_late_fusion`."""
     import keras
 
-    import helpers.models  # noqa: F401  registers the custom layer
+    from helpers.models import custom_layers
 
+    custom_layers()  # registered before loading
     path = Path(path)
     if not (path / "model.keras").exists():
         raise FileNotFoundError(f"{path}: not a model folder (no model.keras); train one with `vgenre train`")
     config = json.loads((path / "config.json").read_text())
     labels = json.loads((path / "labels.json").read_text())
-    head = keras.models.load_model(path / config["head"]) if config.get("head") else None
-    return TrainedModel(path, keras.models.load_model(path / "model.keras"), config, labels, head)
+    head = keras.models.load_model(path / config["head"], compile=False) if config.get("head") else None
+    return TrainedModel(path, keras.models.load_model(path / "model.keras", compile=False), config, labels, head)
 

@@ -1,4 +1,6 @@
-"""ipywidgets explorers for the notebooks: a flipbook, the fps quiz, a spectrogram explorer.
+"""ipywidgets explorers for the notebooks: a flipbook, the fps quiz, a spectrogram explorer, an upload.
+
+They work with ipywidgets 7 (Colab) and 8 (JupyterLab 4).
 
 They need a live Jupyter kernel to react; under papermill they render once and do nothing more,
 so every notebook also computes the same numbers without them.
@@ -6,6 +8,8 @@ so every notebook also computes the same numbers without them.
 from __future__ import annotations
 
 import io
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -106,3 +110,34 @@ def spectrogram_explorer(y: np.ndarray, sr: int):
         w.observe(redraw, names="value")
     player = widgets.HTML(Audio(y, rate=sr)._repr_html_())
     return widgets.VBox([widgets.HBox(list(sliders.values())), image, player])
+
+
+def uploaded_files(value) -> list[tuple[str, bytes]]:
+    """``(name, content)`` of each file in a ``FileUpload`` value, from ipywidgets 7 or 8.
+
+    ipywidgets 8 (JupyterLab 4) gives a tuple of dicts with ``name`` and ``content``; ipywidgets 7
+    (Colab) gives a dict from file name to ``{"content": ..., "metadata": ...}``.
+    """
+    if isinstance(value, dict):
+        return [(name, bytes(item["content"])) for name, item in value.items()]
+    return [(item["name"], bytes(item["content"])) for item in value]
+
+
+def video_upload(folder: Path, on_saved: Callable[[Path], None]):
+    """A file picker for one video: saves the chosen file into *folder*, says so under the picker
+    and calls ``on_saved(path)``. Works with ipywidgets 7 and 8."""
+    import ipywidgets as widgets
+
+    picker = widgets.FileUpload(accept="video/*", multiple=False, description="video")
+    status = widgets.Label("no file chosen yet: the cells below use the demo clip")
+
+    def save(change):
+        for name, content in uploaded_files(change["new"]):
+            target = Path(folder) / Path(name).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            status.value = f"saved {target} ({len(content) / 1e6:.1f} MB); now run the cells below"
+            on_saved(target)
+
+    picker.observe(save, names="value")
+    return widgets.VBox([picker, status])

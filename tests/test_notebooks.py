@@ -21,7 +21,7 @@ def metrics(summary):
 
 
 def test_every_notebook_runs_top_to_bottom(summary, smoke_run):
-    assert summary["profile"] == "smoke"
+    assert summary["profile"] == "smoke" and summary["parameters"]["profile"] == "smoke"
     assert len(summary["notebooks"]) == 8
     failed = [(nb["notebook"], nb["error"]) for nb in summary["notebooks"] if nb["status"] != "ok"]
     assert not failed
@@ -29,9 +29,14 @@ def test_every_notebook_runs_top_to_bottom(summary, smoke_run):
         assert (smoke_run / nb["notebook"]).exists() and nb["wall_s"] > 0
 
 
-def test_setup_reports_environment(metrics):
+def test_setup_reports_environment_and_backend(metrics, summary):
+    from helpers.backends import describe
+
+    backend = describe()
     assert metrics["00"]["weights_source"] == "random"  # tests are offline
-    assert metrics["00"]["n_cpus"] >= 1 and metrics["00"]["tensorflow_version"].startswith("2.")
+    assert metrics["00"]["n_cpus"] >= 1 and metrics["00"]["n_gpus"] == len(backend["accelerators"])
+    assert metrics["00"]["backend"] == summary["backend"] == backend["backend"]
+    assert metrics["00"]["backend_version"] == backend["framework_version"] == summary["framework_version"]
 
 
 def test_curation_finds_bad_files_and_splits_by_film(metrics):

@@ -5,14 +5,12 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import write_clip
 from helpers.config import GENRES, get_profile
 from helpers.synth import make_film, render_audio, render_frames, write_video
-
-pytestmark = pytest.mark.notebooks
-
 
 @pytest.fixture(scope="module")
 def model_dir(smoke_run):
@@ -37,6 +35,7 @@ def vgenre(*args):
     return subprocess.run([sys.executable, "-m", "helpers", *map(str, args)], capture_output=True, text=True)
 
 
+@pytest.mark.notebooks
 def test_predict_prints_genre_probabilities_and_timeline(model_dir, videos):
     out = vgenre("predict", videos["good"], "--model", model_dir)
     assert out.returncode == 0, out.stderr
@@ -44,6 +43,7 @@ def test_predict_prints_genre_probabilities_and_timeline(model_dir, videos):
     assert any(g in out.stdout.splitlines()[0] for g in GENRES)
 
 
+@pytest.mark.notebooks
 def test_json_schema_and_bad_files(model_dir, videos):
     files = [videos[k] for k in ("good", "empty", "short", "text", "silent")]
     out = vgenre("predict", *files, "--model", model_dir, "--json")
@@ -65,6 +65,7 @@ def test_json_schema_and_bad_files(model_dir, videos):
     assert "Traceback" not in err
 
 
+@pytest.mark.notebooks
 def test_predict_without_model_uses_latest_run(model_dir, videos):
     out = vgenre("predict", videos["short"])
     assert out.returncode == 0, out.stderr
@@ -76,6 +77,7 @@ def test_missing_model_directory_is_a_clear_error(tmp_path, videos):
     assert out.returncode == 2 and "not a model folder" in out.stderr
 
 
+@pytest.mark.notebooks
 def test_a_copied_model_folder_predicts_on_its_own(model_dir, videos, tmp_path):
     import shutil
 
@@ -85,3 +87,29 @@ def test_a_copied_model_folder_predicts_on_its_own(model_dir, videos, tmp_path):
     assert out.returncode == 0, out.stderr
     silent, good = (json.loads(line) for line in out.stdout.splitlines())
     assert "video branch alone" in silent["note"] and good["has_audio"] and not good["note"]
+
+
+def test_predictor_on_a_small_late_fusion_model(tmp_path, videos):
+    """Prediction end to end without the notebook series: a tiny fusion model trained on random
+    features of the smoke profile's shapes, a real clip, a clip without sound."""
+    from helpers.backbone import backbone_key
+    from helpers.evaluate import Predictor
+    from helpers.features import feature_settings
+    from helpers.train import train_late_fusion, train_model
+    from helpers.weights import random_status
+
+    prof = get_profile("smoke", lstm_units=4, dense_units=4, epochs=1)
+    rng = np.random.default_rng(0)
+    n, T = 12, prof.seq_len
+    x = {"video": rng.normal(size=(n, T, 2048)).astype(np.float32),
+         "audio": rng.normal(size=(n, T, prof.n_mels)).astype(np.float32), "mask": np.ones((n, T), bool)}
+    y = np.arange(n) % 6
+    settings = {"features": feature_settings(prof, backbone_key(random_status().weights_id, prof.input_size))}
+    parts = [train_model(m, (x, y), (x, y), tmp_path / m, profile=prof, extra_config=settings)
+             for m in ("lstm_pool", "audio_only")]
+    predictor = Predictor(train_late_fusion(*parts, tmp_path / "late_fusion"))
+    good = predictor.predict_file(videos["good"])
+    assert good.genre in GENRES and abs(sum(good.probabilities.values()) - 1) < 1e-4 and good.has_audio
+    assert good.timeline and good.duration > 0
+    silent = predictor.predict_file(videos["silent"])
+    assert not silent.has_audio and "video branch alone" in silent.note

@@ -1,0 +1,141 @@
+"""Keras on any backend: which one runs, its devices, training on several of them, gradients.
+
+The series' models are Keras 3 code and run on TensorFlow, JAX or PyTorch, chosen by
+``KERAS_BACKEND`` (or ``vgenre --backend``) before Keras is first imported. The few things that
+differ between backends live here, each with one branch per backend:
+
+* :func:`describe`, :func:`list_devices` - the backend, its version and the devices Keras sees
+  (notebook 00, summaries);
+* :func:`training_scope` - several GPUs: ``keras.distribution.DataParallel`` on JAX,
+  ``tf.distribute.MirroredStrategy`` on TensorFlow, one device otherwise;
+* :func:`tensorboard_available` - TensorBoard logs need TensorFlow's summary writer;
+* :func:`input_gradient` - the gradient of a model's top score with respect to its input (saliency).
+
+>>> describe()["backend"] in ("tensorflow", "jax", "torch")  # doctest: +SKIP
+True
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from importlib.metadata import PackageNotFoundError, version
+from typing import Iterator
+
+import numpy as np
+
+_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy"}
+
+
+def backend_name() -> str:
+    """The Keras backend of this process (``tensorflow``, ``jax``, ``torch`` or ``numpy``)."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def describe() -> dict:
+    """The backend, the versions of Keras and of the backend's framework, and the devices Keras sees."""
+    import keras
+
+    name = backend_name()
+    try:
+        framework = version(_PACKAGES.get(name, name))
+    except PackageNotFoundError:
+        framework = "unknown"
+    devices = list_devices()
+    return {"backend": name, "keras": keras.__version__, "framework_version": framework, "devices": devices,
+            "accelerators": [d for d in devices if not d.lower().startswith("cpu")]}
+
+
+def list_devices() -> list[str]:
+    """The devices Keras trains on: its accelerators when it has any, else the CPU.
+
+    ``keras.distribution.list_devices`` on TensorFlow and JAX; Keras has no distribution backend
+    for PyTorch, so there the devices come from ``torch.cuda``.
+    """
+    import keras
+
+    if backend_name() == "torch":
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu:0"]
+    return list(keras.distribution.list_devices())
+
+
+def accelerators() -> list[str]:
+    """The GPU (or TPU) devices Keras sees; empty on a CPU-only machine."""
+    return describe()["accelerators"]
+
+
+@contextlib.contextmanager
+def training_scope() -> Iterator[None]:
+    """Build, compile and fit inside this block to use every accelerator of the machine.
+
+    With more than one: data parallelism through ``keras.distribution.DataParallel`` on JAX and
+    ``tf.distribute.MirroredStrategy`` on TensorFlow (its own mechanism there); PyTorch and single
+    devices train as they are.
+    """
+    import keras
+
+    name, devices = backend_name(), accelerators()
+    if len(devices) < 2:
+        yield
+    elif name == "jax":
+        previous = keras.distribution.distribution()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        try:
+            yield
+        finally:
+            keras.distribution.set_distribution(previous)
+    elif name == "tensorflow":
+        import tensorflow as tf
+
+        with tf.distribute.MirroredStrategy().scope():
+            yield
+    else:
+        yield
+
+
+def tensorboard_available() -> bool:
+    """Keras' TensorBoard callback writes through TensorFlow's summary API: True when it can be imported."""
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def input_gradient(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The gradient of *model*'s largest output (per example) with respect to its input *x*.
+
+    Returns ``(gradient, outputs)`` as numpy arrays; the gradient has the shape of *x*. Used for
+    saliency maps: how much each input pixel moves the top genre's probability.
+    """
+    import keras
+
+    x = np.asarray(x, np.float32)
+    name = backend_name()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        xt = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            out = model(xt, training=False)
+            top = tf.reduce_sum(tf.reduce_max(out, axis=-1))
+        grad = tape.gradient(top, xt)
+    elif name == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def top(v):
+            out = model(v, training=False)
+            return jnp.sum(jnp.max(out, axis=-1)), out
+
+        grad, out = jax.grad(top, has_aux=True)(jnp.asarray(x))
+    elif name == "torch":
+        import torch
+
+        xt = torch.tensor(x, requires_grad=True, device=keras.ops.convert_to_tensor(x).device)
+        out = model(xt, training=False)
+        out.max(dim=-1).values.sum().backward()
+        grad = xt.grad
+    else:
+        raise NotImplementedError(f"gradients are not available on the {name!r} backend")
+    return keras.ops.convert_to_numpy(grad), keras.ops.convert_to_numpy(out)
