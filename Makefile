@@ -1,32 +1,89 @@
 # The README's two commands: `make run` (the whole series, default profile) and `make test`.
-PYTHON ?= python3.11
+# Both use .venv: TensorFlow, the locked versions of constraints.txt, the Jupyter kernel `vgenre`.
+# The backend checks, each in a virtual environment of its own that the target creates:
+#   make test-jax     JAX, TensorFlow not installed: the whole suite, smoke series included
+#   make test-torch   PyTorch (CPU), TensorFlow not installed: models, backbone, prediction, cross-backend
+#   make test-colab   the oldest supported set, Colab's (constraints-colab.txt): the smoke series
+PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
+LOCK := constraints.txt
+COLAB_LOCK := constraints-colab.txt
+PROFILE ?= default
+PIP_QUIET ?= --quiet
+
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PROFILE ?= default
 
-.PHONY: run test smoke lab clean-runs
+JAX_PY := .venv-jax/bin/python
+TORCH_PY := .venv-torch/bin/python
+COLAB_PY := .venv-colab/bin/python
 
-$(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+TORCH_TESTS := $(wildcard tests/test_models.py tests/test_backbone_and_features.py tests/test_predict.py \
+                          tests/test_cross_backend.py)
+COLAB_TESTS := $(wildcard tests/test_notebooks.py tests/test_widgets.py)
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	$(PY) -m ipykernel install --sys-prefix --name vgenre --display-name "Python (vgenre)"
-	touch $(STAMP)
+.PHONY: run test smoke lab test-jax test-torch test-colab clean-runs
+
+# A virtual environment: python, an up-to-date pip.
+VENVS := $(VENV) .venv-jax .venv-torch .venv-colab
+$(VENVS:%=%/bin/python): %/bin/python:
+	$(PYTHON) -m venv $*
+	$@ -m pip install $(PIP_QUIET) --upgrade pip
+
+# Registers the kernel the notebooks name inside the environment (papermill runs them with it).
+define register_kernel
+$(1) -m ipykernel install --sys-prefix --name vgenre --display-name "Python (vgenre)"
+endef
+
+$(STAMP): pyproject.toml $(LOCK) | $(PY)
+	$(PY) -m pip install $(PIP_QUIET) -c $(LOCK) -e '.[tensorflow,test,lab]'
+	$(call register_kernel,$(PY))
+	touch $@
+
+.venv-jax/.installed: pyproject.toml $(LOCK) | $(JAX_PY)
+	$(JAX_PY) -m pip install $(PIP_QUIET) -c $(LOCK) -e '.[jax,test,lab]'
+	$(call register_kernel,$(JAX_PY))
+	touch $@
+
+.venv-torch/.installed: pyproject.toml $(LOCK) | $(TORCH_PY)
+	$(TORCH_PY) -m pip install $(PIP_QUIET) -c $(LOCK) -e '.[torch,test]'
+	$(call register_kernel,$(TORCH_PY))
+	touch $@
+
+.venv-colab/.installed: pyproject.toml $(COLAB_LOCK) | $(COLAB_PY)
+	$(COLAB_PY) -m pip install $(PIP_QUIET) -c $(COLAB_LOCK) -e '.[tensorflow,test]'
+	$(call register_kernel,$(COLAB_PY))
+	touch $@
 
 run: $(STAMP)
-	$(VENV)/bin/vgenre run --profile $(PROFILE) --update-figures
+	KERAS_BACKEND=tensorflow $(VENV)/bin/vgenre run --profile $(PROFILE) --update-figures
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -q
 
 smoke: $(STAMP)
-	$(VENV)/bin/vgenre run --profile smoke
+	KERAS_BACKEND=tensorflow $(VENV)/bin/vgenre run --profile smoke
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	KERAS_BACKEND=tensorflow $(VENV)/bin/jupyter lab notebooks/
+
+# TensorFlow must be absent: the run proves that nothing in the package or the notebooks needs it.
+define require_no_tensorflow
+@if $(1) -c "import tensorflow" >/dev/null 2>&1; then \
+	echo "error: tensorflow is importable in $(1); this check must run without it" >&2; exit 1; \
+else echo "tensorflow is not importable in $(1), as required"; fi
+endef
+
+test-jax: .venv-jax/.installed
+	$(call require_no_tensorflow,$(JAX_PY))
+	KERAS_BACKEND=jax $(JAX_PY) -m pytest -q
+
+test-torch: .venv-torch/.installed
+	$(call require_no_tensorflow,$(TORCH_PY))
+	KERAS_BACKEND=torch $(TORCH_PY) -m pytest -q -m "not notebooks" $(TORCH_TESTS)
+
+test-colab: .venv-colab/.installed
+	KERAS_BACKEND=tensorflow $(COLAB_PY) -m pytest -q $(COLAB_TESTS)
 
 clean-runs:
 	rm -rf runs/

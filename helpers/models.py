@@ -58,7 +58,10 @@ def custom_layers() -> dict:
         """Sets the features of padded steps (``mask`` False) to zero."""
 
         def call(self, x, mask_steps):
-            return x * keras.ops.expand_dims(keras.ops.cast(mask_steps, x.dtype), -1)
+            mask = keras.ops.cast(mask_steps, x.dtype)
+            for _ in range(len(x.shape) - 2):  # [batch, steps] against [batch, steps, ...]
+                mask = keras.ops.expand_dims(mask, -1)
+            return x * mask
 
         def compute_output_shape(self, x_shape, mask_steps_shape):
             return x_shape
@@ -105,7 +108,7 @@ def build_conv3d_classifier(seq_len: int, thumb_size: int = 32, *, dense_units: 
     keras, layers = _keras()
     thumbs = keras.Input((seq_len, thumb_size, thumb_size, 3), name="thumbs")
     mask = keras.Input((seq_len,), dtype="bool", name="mask")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0)(thumbs)
+    x = _zero_padding(layers.Rescaling(1 / 127.5, offset=-1.0)(thumbs), mask)  # padded frames: zeros, not -1
     for filters in (16, 32):
         x = layers.Conv3D(filters, 3, padding="same", activation="relu")(x)
         x = layers.MaxPooling3D((1, 2, 2))(x)

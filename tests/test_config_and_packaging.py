@@ -9,6 +9,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml  # PyYAML and packaging come with the core dependencies (papermill, keras)
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from helpers.config import GENRES, PROFILES, ConfigError, get_profile
 
@@ -52,24 +57,113 @@ def test_data_and_run_folders_follow_the_users_settings(monkeypatch, tmp_path):
     assert config.runs_dir() == (tmp_path / "r").resolve()
 
 
-def _requirement_names(reqs):
-    return {re.split(r"[~=<>!\[ ]", r, maxsplit=1)[0].lower(): r for r in reqs}
+# Google Colab's preinstalled versions (Python 3.13): the oldest set the ranges must admit.
+COLAB = {"keras": "3.13.0", "numpy": "2.1.0", "librosa": "0.11.0", "ipywidgets": "7.7.1", "pandas": "2.2.2",
+         "scikit-learn": "1.6.1", "matplotlib": "3.10.0", "opencv-python-headless": "4.12.0.88",
+         "pillow": "11.3.0", "ipykernel": "6.17.1", "tqdm": "4.67.1"}
+COLAB_BACKEND = {"tensorflow": "2.20.0"}
+PYTHONS = ("3.11", "3.12", "3.13")
+BACKENDS = ("tensorflow", "jax", "torch")
+LOCKED_EXTRAS = (*BACKENDS, "test", "lab")
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _requirements(reqs) -> dict[str, Requirement]:
+    parsed = [Requirement(r) for r in reqs]
+    return {canonicalize_name(r.name): r for r in parsed}
+
+
+def _pins(path: Path) -> dict[str, str]:
+    """The ``name==version`` lines of a constraints file, by normalised name."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, sep, pinned = line.partition("==")
+            assert sep and pinned, f"{path.name}: {line!r} is not an exact pin"
+            assert canonicalize_name(name) not in pins, f"{path.name}: {name} pinned twice"
+            pins[canonicalize_name(name)] = pinned.strip()
+    return pins
+
+
+def test_supports_python_311_to_313():
+    project = _project()
+    spec = SpecifierSet(project["requires-python"])
+    assert all(spec.contains(v) for v in PYTHONS), f"requires-python {spec} must admit {PYTHONS}"
+    for v in PYTHONS:
+        assert f"Programming Language :: Python :: {v}" in project["classifiers"]
+
+
+def test_backends_are_extras_not_core_dependencies():
+    project = _project()
+    core = _requirements(project["dependencies"])
+    assert not set(core) & set(BACKENDS), "the core must install without TensorFlow, JAX or PyTorch"
+    assert "keras" in core and "tensorboard" not in core and "jupyterlab" not in core
+    extras = project["optional-dependencies"]
+    for backend in BACKENDS:
+        assert backend in _requirements(extras[backend]), f"the {backend} extra must install {backend}"
+    assert "jupyterlab" in _requirements(extras["lab"])
+    assert {"pytest", "hypothesis"} <= set(_requirements(extras["test"]))
+
+
+@pytest.mark.parametrize("name", sorted(COLAB) + sorted(COLAB_BACKEND))
+def test_ranges_admit_colabs_versions(name):
+    project = _project()
+    reqs = _requirements(project["dependencies"]) | _requirements(project["optional-dependencies"]["tensorflow"])
+    wanted = (COLAB | COLAB_BACKEND)[name]
+    assert name in reqs, f"{name} is not a dependency"
+    assert reqs[name].specifier, f"{name} has no range"
+    assert reqs[name].specifier.contains(wanted), f"{reqs[name]} does not admit Colab's {name} {wanted}"
+
+
+def test_every_dependency_is_a_range():
+    project = _project()
+    for req in project["dependencies"] + sum(project["optional-dependencies"].values(), []):
+        spec = Requirement(req).specifier
+        assert any(s.operator in (">=", "~=") for s in spec), f"{req} needs a lower bound"
+        assert not any(s.operator in ("==", "===") for s in spec), f"{req} is pinned; pins go in constraints.txt"
+
+
+def test_lock_pins_every_dependency_inside_its_range():
+    project = _project()
+    pins = _pins(ROOT / "constraints.txt")
+    reqs = project["dependencies"] + [r for extra in LOCKED_EXTRAS for r in project["optional-dependencies"][extra]]
+    for name, req in _requirements(reqs).items():
+        assert name in pins, f"constraints.txt does not pin {name}"
+        assert req.specifier.contains(pins[name]), f"constraints.txt pins {name}=={pins[name]} outside {req}"
+
+
+def test_colab_lock_pins_colabs_oldest_set():
+    pins = _pins(ROOT / "constraints-colab.txt")
+    for name, minor in {"tensorflow": "2.20", "keras": "3.13", "numpy": "2.1", "ipywidgets": "7.7"}.items():
+        assert name in pins and Version(pins[name]).release[:2] == Version(minor).release[:2], \
+            f"constraints-colab.txt must pin {name} {minor}.*, not {pins.get(name)}"
+    project = _project()
+    reqs = _requirements(project["dependencies"] + project["optional-dependencies"]["tensorflow"]
+                         + project["optional-dependencies"]["test"])
+    for name, req in reqs.items():
+        assert name in pins, f"constraints-colab.txt does not pin {name}"
+        assert req.specifier.contains(pins[name]), f"constraints-colab.txt pins {name}=={pins[name]} outside {req}"
 
 
 def test_environment_yml_agrees_with_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = project["dependencies"] + project["optional-dependencies"]["test"]
-    text = (ROOT / "environment.yml").read_text()
-    assert "python=3.11" in text
-    pip = [line.strip().lstrip("- ").strip('"') for line in text.splitlines() if line.strip().startswith('- "')]
-    pip = [p for p in pip if not p.startswith("-e")]
-    assert _requirement_names(pip) == _requirement_names(wanted)
-
-
-def test_dependencies_are_pinned_to_minor_versions():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for req in project["dependencies"]:
-        assert "~=" in req, f"{req} is not pinned to a minor version"
+    project = _project()
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    python = [d for d in conda if d.startswith("python")]
+    assert len(python) == 1, "environment.yml names one python"
+    conda_spec = SpecifierSet(python[0].removeprefix("python"))
+    requires = SpecifierSet(project["requires-python"])
+    assert all(conda_spec.contains(v) and requires.contains(v) for v in PYTHONS)
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert len(pip) == 1, "the pip section installs the package; its dependencies come from pyproject.toml"
+    match = re.fullmatch(r"-e \.\[([\w,-]+)\]", pip[0])
+    assert match, f"{pip[0]!r} is not an editable install of the package with extras"
+    extras = match.group(1).split(",")
+    assert "tensorflow" in extras and set(extras) <= set(project["optional-dependencies"])
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
