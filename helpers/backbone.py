@@ -66,8 +66,9 @@ class Backbone:
             try:
                 self.model.load_weights(status.path)
             except (OSError, ValueError) as exc:
-                raise WeightsError(f"{status.path}: not a readable InceptionV3 weights file ({exc.__class__.__name__}); "
-                                   f"point --weights or VGENRE_WEIGHTS at {WEIGHTS_FILE}") from exc
+                raise WeightsError(f"{status.path}: not a readable InceptionV3 weights file "
+                                   f"({exc.__class__.__name__}); point --weights or VGENRE_WEIGHTS at "
+                                   f"{WEIGHTS_FILE}") from exc
 
     @property
     def key(self) -> dict:

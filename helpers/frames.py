@@ -62,8 +62,9 @@ def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, in
     """Decode a clip once, sampling it for every ``(fps, size)`` request, and say how much decoded.
 
     Sampling is that of :func:`sample_frames`. Packets FFmpeg cannot decode are skipped
-    (``skipped_packets``); a stream that stops part-way (a truncated or damaged file) is kept when it covers :data:`helpers.media.MIN_DECODED_SHARE` of the
-    declared duration; ``share`` reports how much it covered.
+    (``skipped_packets``); a stream that stops part-way (a truncated or damaged file) is kept
+    when it covers :data:`helpers.media.MIN_DECODED_SHARE` of the declared duration; ``share``
+    reports how much it covered.
 
     Parameters
     ----------
