@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from helpers.media import MediaError, check_decoded, decode_stream, open_media, stream_duration
+from helpers.media import MediaError, StreamDecoder, check_decoded, open_media, stream_duration
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class DecodedAudio:
     decoded_seconds : ``len(samples) / sr``
     share : ``decoded_seconds / duration`` in ``[0, 1]`` (1.0 when the duration is unknown); never
         below :data:`helpers.media.MIN_DECODED_SHARE`, since a track decoding less is refused
+    skipped_packets : damaged packets FFmpeg could not decode, skipped
     """
 
     samples: np.ndarray
@@ -40,13 +41,14 @@ class DecodedAudio:
     duration: float | None
     decoded_seconds: float
     share: float
+    skipped_packets: int = 0
 
 
 def decode_audio(path: str | Path, sr: int = 22050) -> DecodedAudio | None:
     """Decode the first audio track of *path* as mono float32 at *sr* Hz, and say how much decoded.
 
-    A track that FFmpeg stops decoding part-way is kept when it covers
-    :data:`helpers.media.MIN_DECODED_SHARE` of its declared duration.
+    Packets FFmpeg cannot decode are skipped (``skipped_packets``). A track is kept when what
+    decoded covers :data:`helpers.media.MIN_DECODED_SHARE` of its declared duration.
 
     Returns
     -------
@@ -72,12 +74,13 @@ def decode_audio(path: str | Path, sr: int = 22050) -> DecodedAudio | None:
         duration = stream_duration(container, stream)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
         chunks = []
-        for frame in decode_stream(path, container, stream, what="audio"):
+        decoder = StreamDecoder(path, container, stream, what="audio")
+        for frame in decoder:
             chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
         chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     y = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     share = check_decoded(path, "audio", len(y) / sr, duration)
-    return DecodedAudio(y, sr, duration, len(y) / sr, share)
+    return DecodedAudio(y, sr, duration, len(y) / sr, share, decoder.skipped)
 
 
 def load_audio(path: str | Path, sr: int = 22050) -> np.ndarray | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.config import GENRES, Profile, get_profile, settings_key
-from helpers.weights import RANDOM_SEED, WeightsStatus, resolve_weights
+from helpers.weights import RANDOM_SEED, WEIGHTS_FILE, WeightsError, WeightsStatus, resolve_weights
 
 POOL_DIM = 2048
 
@@ -63,7 +63,12 @@ class Backbone:
         finally:
             keras.config.set_dtype_policy(previous)
         if status.path:
-            self.model.load_weights(status.path)
+            try:
+                self.model.load_weights(status.path)
+            except (OSError, ValueError) as exc:
+                raise WeightsError(f"{status.path}: not a readable InceptionV3 weights file "
+                                   f"({exc.__class__.__name__}); point --weights or VGENRE_WEIGHTS at "
+                                   f"{WEIGHTS_FILE}") from exc
 
     @property
     def key(self) -> dict:

@@ -36,13 +36,15 @@ def cmd_validate(args) -> int:
     from helpers.curate import validate_paths
 
     rows = validate_paths(args.paths)
-    bad = [r for r in rows if r["status"] != "ok"]
+    bad = [r for r in rows if r["status"].startswith("bad")]
+    skipped = [r for r in rows if r["status"].startswith("skipped")]
     if args.json:
         for r in rows:
             print(json.dumps(r))
-    elif bad:
-        _print_table(bad, ["path", "status"])
-    print(f"{len(rows)} files checked, {len(bad)} bad", file=sys.stderr)
+    elif bad or skipped:
+        _print_table(bad + skipped, ["path", "status"])
+    print(f"{len(rows)} files checked, {len(rows) - len(bad) - len(skipped)} ok, {len(bad)} bad, "
+          f"{len(skipped)} skipped (not videos)", file=sys.stderr)
     return 1 if bad or not rows else 0
 
 
@@ -52,8 +54,9 @@ def cmd_curate(args) -> int:
 
     manifest = curate_folder(args.root, args.out, dataset=args.dataset, random_state=args.seed)
     rows = read_manifest(manifest)
-    bad = [r for r in rows if r["status"] != "ok"]
-    print(f"{len(rows)} clips, {len(bad)} bad; manifest: {manifest}")
+    bad = [r for r in rows if r["status"].startswith("bad")]
+    skipped = [r for r in rows if r["status"].startswith("skipped")]
+    print(f"{len(rows) - len(skipped)} clips, {len(bad)} bad, {len(skipped)} other files skipped; manifest: {manifest}")
     return 0
 
 
@@ -68,20 +71,25 @@ def _context(args, notebook: str):
 def cmd_features(args) -> int:
     from helpers.backbone import load_backbone
     from helpers.features import cache_dir, extract_features, parse_shard
-    from helpers.manifest import read_manifest
+    from helpers.manifest import ManifestError, read_manifest
     from helpers.pipeline import ensure_dataset
 
     _quiet_tensorflow()
+    shard = parse_shard(args.shard) if args.shard else None
     ctx = _context(args, "cli_features")
     manifest = ctx.manifest or ensure_dataset(ctx)  # any manifest will do: extraction needs no split
+    rows = read_manifest(manifest)
+    if not rows:
+        raise ManifestError(f"{manifest}: manifest lists no clips (header only); add rows or make one with "
+                            "`vgenre curate FOLDER`")
     backbone = load_backbone(ctx.profile, weights=args.weights, precision=args.precision)
     print(backbone.status.message, file=sys.stderr)
-    records = extract_features(read_manifest(manifest), backbone, ctx.profile, root=cache_dir(ctx.data_dir),
-                               shard=parse_shard(args.shard) if args.shard else None)
+    records = extract_features(rows, backbone, ctx.profile, root=cache_dir(ctx.data_dir), shard=shard)
     bad = [r for r in records if r.get("status", "").startswith("bad")]
     for r in bad:
         print(f"{r['path']}: {r['status']}", file=sys.stderr)
-    counts = {s: sum(r.get("status", "").split(":")[0] == s for r in records) for s in ("written", "cached", "bad", "skipped")}
+    counts = {s: sum(r.get("status", "").split(":")[0] == s for r in records)
+              for s in ("written", "cached", "locked", "bad", "skipped")}
     print(" ".join(f"{k}={v}" for k, v in counts.items()))
     return 1 if bad else 0
 
@@ -109,18 +117,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from helpers.evaluate import Predictor, format_prediction, latest_predictor, prediction_json
+    from helpers.evaluate import Predictor, default_model_dir, format_prediction, prediction_json
     from helpers.media import MediaError
 
     _quiet_tensorflow()
-    try:
-        model_dir = Path(args.model) if args.model else latest_predictor()
-        if not args.model:
-            print(f"using the model of the latest run: {model_dir}", file=sys.stderr)
-        predictor = Predictor(model_dir)
-    except (FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    model_dir = Path(args.model) if args.model else default_model_dir(args.profile)
+    print(f"using the model {model_dir}", file=sys.stderr)
+    predictor = Predictor(model_dir)
     failures = 0
     for video in args.videos:
         try:
@@ -134,9 +137,12 @@ def cmd_predict(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from helpers.manifest import read_manifest
     from helpers.runner import run_series
 
     _quiet_tensorflow()
+    if args.manifest:
+        read_manifest(args.manifest)  # a missing or unreadable manifest fails here, not in a notebook
     out, results = run_series(args.profile, only=args.only, out=args.out, update_figures=args.update_figures,
                               cell_timeout=args.cell_timeout, manifest=args.manifest, notebooks=args.notebooks)
     for r in results:
@@ -161,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vgenre", description="Video genre classification with a "
                                      "convolutional recurrent network (InceptionV3 features + LSTM + audio).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     parser.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
                         help="Keras backend (default: KERAS_BACKEND, else Keras' own default, tensorflow)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -206,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify video files: genre, probabilities, timeline")
     p.add_argument("videos", nargs="+", help="video files")
-    p.add_argument("--model", help="model directory (default: the latest run's)")
+    p.add_argument("--model", help="model directory (default: runs/<profile>/models/late_fusion_seed<first seed>)")
+    profile_arg(p)
     p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     p.set_defaults(func=cmd_predict)
 
@@ -237,7 +245,25 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         os.environ["KERAS_BACKEND"] = args.backend
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The package's errors about what the user gave (files, settings): one line, no traceback."""
+    from helpers.config import ConfigError
+    from helpers.curate import CurationError
+    from helpers.manifest import ManifestError
+    from helpers.media import MediaError
+    from helpers.train import ModelFolderError
+    from helpers.weights import WeightsError
+
+    return ConfigError, CurationError, ManifestError, MediaError, ModelFolderError, WeightsError
 
 
 if __name__ == "__main__":

@@ -24,12 +24,18 @@ from typing import Callable
 
 import numpy as np
 
+from helpers.audio import decode_audio
 from helpers.config import GENRES
 from helpers.manifest import MANIFEST_NAME, clip_path, read_manifest, write_manifest
 from helpers.media import MediaError, check_decoded, open_media, stream_duration, video_frames
 
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv"}
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
+                    ".flv", ".wmv", ".3gp", ".ogv"}
+AUDIO_EXTENSIONS = {".m4a", ".mp3", ".wav", ".aac", ".ac3", ".flac", ".ogg", ".oga", ".opus", ".wma"}
+SKIP_EXTENSIONS = {".csv", ".txt", ".json", ".md", ".nfo", ".srt", ".vtt", ".jpg", ".jpeg", ".png", ".gif",
+                   ".npz", ".pdf", ".zip"}  # not videos, and not worth asking FFmpeg
 PROBE_FIELDS = ["duration", "fps", "width", "height", "has_audio", "decoded_share", "status"]
+PROBE_AUDIO_RATE = 8000  # Hz: the audio check of a probe needs no more
 SPLIT_TOLERANCE = 0.05  # GroupedSplit warns when a genre's split is further than this from the request
 
 
@@ -43,8 +49,9 @@ def probe_video(path: str | Path) -> dict:
     ``status`` is ``"ok"`` or ``"bad: <reason>"``, the reason being that of the
     :class:`~helpers.media.MediaError` :func:`helpers.frames.sample_frames` raises for the file
     (missing, empty, not media, no video stream, undecodable, or decoding less than
-    :data:`helpers.media.MIN_DECODED_SHARE` of its duration). This function never raises for a
-    bad file. The whole video stream is decoded (frames are not converted).
+    :data:`helpers.media.MIN_DECODED_SHARE` of its duration), or that of
+    :func:`helpers.audio.decode_audio` for an audio track that fails the same rule. This function
+    never raises for a bad file. Both streams are decoded whole (frames are not converted).
     """
     path = Path(path)
     info = {"duration": 0.0, "fps": 0.0, "width": 0, "height": 0, "has_audio": False, "decoded_share": 0.0}
@@ -60,26 +67,97 @@ def probe_video(path: str | Path) -> dict:
             for _, _, decoded in video_frames(path, container):
                 pass
             info["decoded_share"] = round(check_decoded(path, "video", decoded, total), 3)
+        if info["has_audio"]:
+            decode_audio(path, sr=PROBE_AUDIO_RATE)  # the audio rule of feature extraction, cheaply
     except MediaError as exc:
         return {**info, "status": f"bad: {exc.reason}"}
     return {**info, "status": "ok"}
 
 
-def _video_files(folder: Path, problems: list[dict]) -> list[Path]:
+def _probe_kind(path: Path) -> str:
+    """``"video"`` when FFmpeg finds a moving video stream in a file of unknown extension, else why not."""
     try:
-        entries = sorted(folder.iterdir())
-    except PermissionError:
-        problems.append({"path": str(folder), "status": "bad: folder cannot be read (permission denied)"})
-        return []
-    files = []
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            files += _video_files(entry, problems)
-        elif entry.suffix.lower() in VIDEO_EXTENSIONS:
-            files.append(entry)
-    return files
+        with open_media(path, need="any") as container:
+            if not container.streams.video:
+                return "skipped: audio-only file (no video stream)"
+            if (container.streams.video[0].frames or 0) <= 1 and not container.duration:
+                return "skipped: a still image, not a video"
+            return "video"
+    except MediaError as exc:
+        return f"skipped: not a video ({exc.reason})"
+
+
+def scan_media(folder: Path, *, seen: set | None = None) -> tuple[list[Path], list[dict]]:
+    """Video files under *folder*, and every other file with why it was skipped.
+
+    Symbolic links are followed once: a folder reached again (a link loop, or two links to one
+    folder) is not entered again, and a file reached twice counts once (by device and inode).
+    *seen* carries the folders and files already reached across calls (a folder in it other than
+    *folder* itself is not entered: pass the other genre folders so a link never moves clips
+    into another genre).
+    Files are videos by extension (:data:`VIDEO_EXTENSIONS`); audio-only and hidden files are
+    skipped, and files of other extensions are probed with FFmpeg.
+
+    Returns
+    -------
+    videos : sorted paths (as reached, not resolved)
+    skipped : ``{"path", "status"}`` rows, ``status`` being ``"skipped: <why>"`` or, for a folder
+        that cannot be read, ``"bad: <why>"``
+    """
+    videos, skipped = [], []
+    seen = set() if seen is None else seen
+
+    def visit(directory: Path, start: bool = False) -> None:
+        try:
+            st = directory.stat()
+            entries = sorted(directory.iterdir())
+        except OSError as exc:
+            reason = "permission denied" if isinstance(exc, PermissionError) else exc.__class__.__name__
+            skipped.append({"path": str(directory), "status": f"bad: folder cannot be read ({reason})"})
+            return
+        if ("dir", st.st_dev, st.st_ino) in seen and not start:
+            return
+        seen.add(("dir", st.st_dev, st.st_ino))
+        for entry in entries:
+            if entry.is_dir():
+                if not entry.name.startswith("."):
+                    visit(entry)
+                continue
+            why = _skip_reason(entry, seen)
+            if why == "video":
+                videos.append(entry)
+            elif why:
+                skipped.append({"path": str(entry), "status": why})
+
+    visit(Path(folder), start=True)
+    return videos, skipped
+
+
+def _skip_reason(entry: Path, seen: set) -> str:
+    """``"video"``, ``""`` for a file already reached through another path, or why it is skipped."""
+    if not entry.exists():
+        return "skipped: broken symbolic link"
+    st = entry.stat()
+    if ("file", st.st_dev, st.st_ino) in seen:
+        return ""
+    seen.add(("file", st.st_dev, st.st_ino))
+    suffix = entry.suffix.lower()
+    if entry.name.startswith("."):
+        return "skipped: hidden file"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    if suffix in AUDIO_EXTENSIONS:
+        return "skipped: audio-only file (no video stream)"
+    if suffix in SKIP_EXTENSIONS:
+        return f"skipped: not a video ({suffix} file)"
+    return _probe_kind(entry)
+
+
+def _video_files(folder: Path, problems: list[dict], seen: set | None = None) -> list[Path]:
+    """The videos under *folder*; skipped files are appended to *problems* (see :func:`scan_media`)."""
+    videos, skipped = scan_media(folder, seen=seen)
+    problems += skipped
+    return videos
 
 
 def manifest_from_tree(root: str | Path, *, genre_of_folder: dict[str, str] | None = None,
@@ -95,11 +173,15 @@ def manifest_from_tree(root: str | Path, *, genre_of_folder: dict[str, str] | No
     if not root.is_dir():
         raise CurationError(f"{root}: not a folder")
     rows, problems = [], []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    seen = {("dir", st.st_dev, st.st_ino) for st in (f.stat() for f in [root, *folders])}
+    for folder in folders:
         genre = (genre_of_folder or {}).get(folder.name, folder.name if genre_of_folder is None else None)
+        if genre_of_folder is None:
+            _check_genre_folder(folder)
         if genre is None or genre not in GENRES:
             continue
-        for path in _video_files(folder, problems):
+        for path in _video_files(folder, problems, seen):
             row = {"path": str(path.relative_to(root)), "genre": genre,
                    "group": group_of(path) if group_of else default_group(path, folder)}
             if probe:
@@ -109,6 +191,15 @@ def manifest_from_tree(root: str | Path, *, genre_of_folder: dict[str, str] | No
         rows.append({"path": problem["path"], "genre": "", "group": "", **{k: "" for k in PROBE_FIELDS[:-1]},
                      "status": problem["status"]})
     return rows
+
+
+def _check_genre_folder(folder: Path) -> None:
+    """Refuse a folder named like a genre but spelled otherwise (``action`` for ``Action``)."""
+    spelled = {g.lower().replace(" ", "").replace("-", ""): g for g in GENRES}
+    genre = spelled.get(folder.name.lower().replace(" ", "").replace("-", "").replace("_", ""))
+    if genre and genre != folder.name:
+        raise CurationError(f"{folder}: folder {folder.name!r} is not a genre name; rename it to {genre!r} "
+                            f"(genre folders are named exactly {', '.join(GENRES)})")
 
 
 _UCF_GROUP = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)
@@ -307,27 +398,41 @@ def probe_and_split(manifest: str | Path, *, random_state: int = 0) -> Path:
 
 def curate_folder(root: str | Path, out: str | Path | None = None, *, dataset: str | None = None,
                   random_state: int = 0) -> Path:
-    """Probe, split and write ``manifest.csv`` for a folder-per-genre tree; return its path."""
+    """Probe, split and write ``manifest.csv`` for a folder-per-genre tree; return its path.
+
+    Raises
+    ------
+    CurationError
+        When *root* is missing, holds no clips in genre folders, has a genre folder spelled
+        otherwise (``action``), or a genre whose clips all come from one group (film).
+    """
     root = Path(root)
     rows = manifest_from_dataset(root, dataset) if dataset else manifest_from_tree(root)
-    if not rows:
-        raise CurationError(f"{root}: no video files in folders named after the genres {GENRES}")
-    assign_split(rows, random_state=random_state)
+    if not any(r["genre"] for r in rows):
+        folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise CurationError(f"{root}: no video files in folders named after the genres ({', '.join(GENRES)}); "
+                            f"folders found: {', '.join(folders) or 'none'}")
+    try:
+        assign_split(rows, random_state=random_state)
+    except ValueError as exc:
+        raise CurationError(f"{root}: {exc}; add clips of other films (one subfolder per film) to that genre, "
+                            "or leave the genre out") from None
     return write_manifest(rows, Path(out) if out else root / MANIFEST_NAME)
 
 
 def validate_paths(paths: list[str | Path]) -> list[dict]:
-    """Probe every video under *paths* (files, or folders searched for video files).
+    """Probe every video under *paths* (files, or folders searched with :func:`scan_media`).
 
-    Returns one row per file: ``path`` and the :func:`probe_video` fields, whose ``status`` is
-    ``ok`` or ``bad: <reason>`` (a missing file is ``bad: file not found``).
+    Returns one row per file reached: ``path`` and the :func:`probe_video` fields, whose ``status``
+    is ``ok`` or ``bad: <reason>`` (a missing file is ``bad: file not found``); a file in a folder
+    that is not a video is ``skipped: <why>``. A file reached twice (through a link) is one row.
     """
-    rows = []
+    rows, seen = [], set()
     for p in map(Path, paths):
         if p.is_dir():
-            problems: list[dict] = []
-            rows += [{"path": str(f), **probe_video(f)} for f in _video_files(p, problems)]
-            rows += [{"path": q["path"], "status": q["status"]} for q in problems]
+            videos, skipped = scan_media(p, seen=seen)
+            rows += [{"path": str(f), **probe_video(f)} for f in videos]
+            rows += skipped
         else:
             rows.append({"path": str(p), **probe_video(p)})
     return rows

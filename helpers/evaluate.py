@@ -6,6 +6,7 @@ probabilities and a timeline of sliding 40-frame windows (what ``vgenre predict`
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,15 +17,24 @@ from helpers.models import get_method
 
 
 def clip_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
-    """Accuracy, macro-F1, top-2 accuracy, the confusion matrix and a per-genre report."""
+    """Accuracy, macro-F1, top-2 accuracy, the confusion matrix and a per-genre report.
+
+    Macro-F1 averages over the genres present in *y_true* (``labels_present``): a genre the set
+    does not hold has no F1 to average, and counting it as 0 would understate every score (five of
+    six genres at accuracy 0.8 would give 0.61). Predicting an absent genre still costs recall of
+    the true one. The confusion matrix and the report keep all six genres.
+    """
     from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix, f1_score,
                                  top_k_accuracy_score)
 
     labels = list(range(len(GENRES)))
+    y_true = np.asarray(y_true)
+    present = sorted(set(y_true.tolist()))
     y_pred = np.asarray(probs).argmax(1)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "labels_present": [GENRES[i] for i in present],
         "top2_accuracy": float(top_k_accuracy_score(y_true, probs, k=2, labels=labels)),
         "confusion": confusion_matrix(y_true, y_pred, labels=labels),
         "report": classification_report(y_true, y_pred, labels=labels, target_names=list(GENRES),
@@ -78,15 +88,24 @@ def timeline(probs: np.ndarray, starts: np.ndarray, seq_len: int, fps: float, du
     return out
 
 
-def latest_predictor() -> Path:
-    """The newest ``models/predictor``-style model directory under ``runs/`` (for ``vgenre predict``)."""
-    candidates = sorted(runs_dir().glob("*/models/late_fusion_seed*/model.keras"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        candidates = sorted(runs_dir().glob("*/models/*/model.keras"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise FileNotFoundError(f"no trained model under {runs_dir()}; run `vgenre run --profile smoke` "
-                                "(or notebook 05) first, or pass --model DIR")
-    return candidates[-1].parent
+def default_model_dir(profile: str = "default") -> Path:
+    """The model ``vgenre predict`` uses without ``--model``: the late-fusion model of the profile's
+    first seed, ``runs/<profile>/models/late_fusion_seed<seed>``.
+
+    Raises
+    ------
+    ModelFolderError
+        When that folder holds no model; the message says how to make it.
+    """
+    from helpers.train import ModelFolderError
+
+    prof = get_profile(profile)
+    folder = runs_dir() / prof.name / "models" / f"late_fusion_seed{prof.seeds[0]}"
+    if not (folder / "model.keras").is_file():
+        raise ModelFolderError(f"{folder}: no trained model of profile {prof.name!r}; make it with "
+                               f"`vgenre run --profile {prof.name}` or `vgenre train --profile {prof.name}`, "
+                               "or pass --model DIR")
+    return folder
 
 
 @dataclass
@@ -112,13 +131,14 @@ class Predictor:
     Decodes and samples each file once, extracts pool and audio features with the backbone the
     model was trained on, classifies sliding windows of ``seq_len`` frames (half-overlapping) and
     averages them into the clip's probabilities. Clips shorter than one window are padded.
-    A clip without audio goes to the video branch alone (fusion models), and the note says so.
+    A clip without audio, or whose audio cannot be decoded, goes to the video branch alone (fusion
+    models), and the note says so. ``duration`` is the seconds the file declares.
     """
 
     def __init__(self, model_dir: str | Path):
         from helpers.backbone import Backbone
         from helpers.train import load_model_dir
-        from helpers.weights import random_status, resolve_weights
+        from helpers.weights import WeightsError, random_status, resolve_weights
 
         self.model_dir = Path(model_dir)
         self.trained = load_model_dir(self.model_dir)
@@ -129,14 +149,14 @@ class Predictor:
         self.fps = float(cfg.get("fps", self.profile.sample_fps))
         weights_id = feats.get("weights", random_status().weights_id)
         size = int(feats.get("input_size", self.profile.input_size))
-        if weights_id == random_status().weights_id:
+        if weights_id == random_status().weights_id and not os.environ.get("VGENRE_WEIGHTS"):
             status = random_status(self.profile.name)
         else:
             status = resolve_weights(self.profile)
             if status.weights_id != weights_id:
-                raise RuntimeError(f"{self.model_dir}: trained on backbone weights {weights_id}, but the weights "
-                                   f"found now are {status.weights_id} ({status.path}); set VGENRE_WEIGHTS to the "
-                                   "file used in training")
+                raise WeightsError(f"{self.model_dir}: trained on backbone weights {weights_id}, but the weights "
+                                   f"found now are {status.weights_id} ({status.path or 'random'}); set "
+                                   "VGENRE_WEIGHTS to the file used in training, or unset it")
         self.backbone = Backbone(size, status, feats.get("precision", "float32"))
         self.video_only = self.trained.branch("video") if "video" in cfg.get("parts", {}) else None
 
@@ -151,16 +171,17 @@ class Predictor:
         mask = inputs["mask"]
         model, note = self.trained, ""
         if not f["has_audio"]:
+            why = f"audio cannot be decoded ({f['audio_error']})" if f["audio_error"] else "no audio track"
             if self.video_only is not None:
-                model, note = self.video_only, "no audio track: classified by the video branch alone"
+                model, note = self.video_only, f"{why}: classified by the video branch alone"
             elif "audio" in get_method(self.trained.method).inputs:
-                note = "no audio track: the model saw silence in place of audio"
+                note = f"{why}: the model saw silence in place of audio"
         probs = model.predict(inputs)
         weights = mask.sum(1) / mask.sum()
         clip = (probs * weights[:, None]).sum(0)
         clip = clip / clip.sum()
         times = f["timestamps"]
-        duration = float(times[-1] + 1.0 / self.fps) if len(times) else 0.0
+        duration = f["duration"] or (float(times[-1] + 1.0 / self.fps) if len(times) else 0.0)
         starts = np.arange(len(mask)) * stride
         return Prediction(str(path), GENRES[int(clip.argmax())],
                           {g: round(float(p), 6) for g, p in zip(GENRES, clip)}, bool(f["has_audio"]),

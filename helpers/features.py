@@ -9,6 +9,8 @@ its content (the clip's bytes, backbone, weights, input size, fps, precision, au
   and a rerun resumes where it stopped.
 * ``shard=(i, n)`` takes every clip whose key hashes to ``i`` modulo ``n``, so several machines
   can share a manifest deterministically.
+* Several processes on one cache share the work: a clip is locked while it is extracted, and a
+  lock or temporary file left by a killed process is taken over or removed.
 * Decoding runs in a background thread while the network works on the previous batch.
 
 The softmax features of the paper are the retrained head's output on the pool features; they
@@ -20,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +33,10 @@ import cv2
 import numpy as np
 
 from helpers.audio import frame_audio_features, load_audio
-from helpers.config import GENRES, Profile, data_dir, get_profile
+from helpers.config import GENRES, ConfigError, Profile, data_dir, get_profile
 from helpers.frames import make_sequences, sample_frames
 from helpers.manifest import clip_path
-from helpers.media import MediaError
+from helpers.media import MediaError, media_duration
 
 FEATURE_VERSION = 3  # bump whenever decoding or resizing changes the features
 THUMB_SIZE = 32
@@ -84,13 +88,20 @@ def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """Parse ``"i/n"`` into ``(i, n)`` with ``0 <= i < n``."""
+    """Parse ``"i/n"`` into ``(i, n)`` with ``0 <= i < n``.
+
+    Raises
+    ------
+    ConfigError
+        When *text* is not of that form (the message names ``--shard``).
+    """
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
-        raise ValueError(f"shard must look like i/n (for example 0/4), got {text!r}") from None
+        raise ConfigError(f"--shard must look like i/n (for example 0/4), got {text!r}") from None
     if not 0 <= i < n:
-        raise ValueError(f"shard index must satisfy 0 <= i < n, got {text!r}")
+        raise ConfigError(f"--shard i/n needs 0 <= i < n (shards 0/{max(n, 1)} to {max(n, 1) - 1}/{max(n, 1)}), "
+                          f"got {text!r}")
     return i, n
 
 
@@ -102,6 +113,70 @@ def save_atomic(path: Path, **arrays) -> None:
     tmp.replace(path)
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether process *pid* runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _lock_owner(lock: Path) -> tuple[str, int] | None:
+    """``(host, pid)`` written in a lock file, or None when it cannot be read."""
+    try:
+        host, pid = lock.read_text().split()
+        return host, int(pid)
+    except (OSError, ValueError):
+        return None
+
+
+def claim_clip(feature_file: Path) -> bool:
+    """Take the lock of one clip's feature file (``<key>.lock`` beside it); False when another live
+    process holds it.
+
+    The lock holds this machine's name and process id. A lock left by a process of this machine
+    that is no longer running (killed mid-extraction), or by this very process (an interrupted
+    call), is taken over; a lock from another machine is respected.
+    """
+    lock = feature_file.with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            here = socket.gethostname()
+            if owner and (owner[0] != here or (owner[1] != os.getpid() and _pid_alive(owner[1]))):
+                return False
+            lock.unlink(missing_ok=True)  # stale (or half-written: its writer died between open and write)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{socket.gethostname()} {os.getpid()}")
+        return True
+    return False
+
+
+def release_clip(feature_file: Path) -> None:
+    """Remove the lock :func:`claim_clip` took (a lock another process holds is left alone)."""
+    lock = feature_file.with_suffix(".lock")
+    if _lock_owner(lock) == (socket.gethostname(), os.getpid()):
+        lock.unlink(missing_ok=True)
+
+
+def remove_stale_partials(root: Path) -> list[Path]:
+    """Delete temporary feature files (``.<key>.<pid>.partial.npz``) of writers no longer running; return them."""
+    removed = []
+    for tmp in Path(root).glob("*/.*.partial.npz"):
+        pid = tmp.name.split(".")[-3]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 @dataclass
 class Decoded:
     """What the background thread prepares for one clip."""
@@ -111,24 +186,44 @@ class Decoded:
     audio: np.ndarray
     has_audio: bool
     thumbs: np.ndarray
+    audio_error: str = ""
 
 
-def decode_clip(path: Path, profile: Profile, input_size: int) -> Decoded:
-    """Sample frames (resized to the backbone's input), thumbnails and aligned audio of one clip."""
+def decode_clip(path: Path, profile: Profile, input_size: int, *, audio_optional: bool = False) -> Decoded:
+    """Sample frames (resized to the backbone's input), thumbnails and aligned audio of one clip.
+
+    With *audio_optional*, audio that cannot be decoded (or decodes less than the minimum share)
+    is treated as no audio and its reason kept in ``audio_error``; otherwise it raises.
+
+    Raises
+    ------
+    MediaError
+        When the video (or, unless *audio_optional*, the audio) cannot be used.
+    """
     frames, times = sample_frames(path, profile.sample_fps, (input_size, input_size))
     thumbs = np.stack([cv2.resize(f, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA) for f in frames])
-    y = load_audio(path, profile.sr)
+    try:
+        y, audio_error = load_audio(path, profile.sr), ""
+    except MediaError as exc:
+        if not audio_optional:
+            raise
+        y, audio_error = None, exc.reason
     audio, has_audio = frame_audio_features(y, profile.sr, times, profile.sample_fps, n_fft=profile.n_fft,
                                             hop_length=profile.hop_length, n_mels=profile.n_mels)
-    return Decoded(frames, times, audio, has_audio, thumbs)
+    return Decoded(frames, times, audio, has_audio, thumbs, audio_error)
 
 
 def clip_features(path: str | Path, backbone, profile: str | Profile) -> dict:
-    """All features of one clip, computed now (no cache): what ``vgenre predict`` uses."""
+    """All features of one clip, computed now (no cache): what ``vgenre predict`` uses.
+
+    Audio that cannot be decoded does not stop it: ``has_audio`` is then False and ``audio_error``
+    says why; ``duration`` is the seconds the file declares (else the sampled span).
+    """
     prof = get_profile(profile)
-    d = decode_clip(Path(path), prof, backbone.input_size)
+    d = decode_clip(Path(path), prof, backbone.input_size, audio_optional=True)
     return {"pool": backbone.pool_features(d.frames, prof.batch_size), "audio": d.audio,
-            "timestamps": d.timestamps, "has_audio": d.has_audio, "thumbs": d.thumbs}
+            "timestamps": d.timestamps, "has_audio": d.has_audio, "thumbs": d.thumbs,
+            "audio_error": d.audio_error, "duration": media_duration(path)}
 
 
 def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root: Path | None = None,
@@ -136,12 +231,17 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
     """Write the feature file of every usable clip in *rows* (skipping those already cached).
 
     Returns one record per clip: ``path``, ``key``, ``file``, ``status`` (``cached``, ``written``,
-    ``skipped: <why>`` or ``bad: <reason>``). A bad clip is recorded and the batch goes on.
+    ``locked``, ``skipped: <why>`` or ``bad: <reason>``). A bad clip is recorded and the batch goes on.
+
+    Several processes can share one cache: each clip is locked while it is extracted
+    (:func:`claim_clip`), a clip locked by another running process is left to it (``locked``), and
+    temporary files of writers that were killed are removed first.
     """
     from tqdm.auto import tqdm
 
     prof = get_profile(profile)
     settings = feature_settings(prof, backbone.key)
+    remove_stale_partials(root or cache_dir())
     records, todo = [], []
     for row in rows:
         path = clip_path(row)
@@ -167,12 +267,14 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
     start, bs = time.perf_counter(), prof.batch_size
     done = {"frames": 0}
     queue: list[list] = []  # [clip entry, its frames not yet through the network], in clip order
+    claimed: list[Path] = []
 
     def write(entry: dict) -> None:
         d, rec = entry["decoded"], entry["rec"]
         save_atomic(Path(rec["file"]), pool=np.concatenate(entry["out"]).astype(np.float32), audio=d.audio,
                     timestamps=d.timestamps, has_audio=np.bool_(d.has_audio), thumbs=d.thumbs,
                     settings=json.dumps(settings))
+        release_clip(Path(rec["file"]))
         rec["status"] = "written"
         done["frames"] += len(d.frames)
         bar.update(1)
@@ -200,22 +302,45 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
                 if sum(len(o) for o in entry["out"]) == len(entry["decoded"].frames):
                     write(entry)
 
-    with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next clips while the network runs
-        futures = [pool.submit(decode_clip, Path(r["path"]), prof, backbone.input_size) for r in todo[:2]]
-        for i, rec in enumerate(todo):
-            if i + 2 < len(todo):
-                futures.append(pool.submit(decode_clip, Path(todo[i + 2]["path"]), prof, backbone.input_size))
-            try:
-                d = futures[i].result()
-            except MediaError as exc:
-                rec["status"] = f"bad: {exc}"
-                bar.update(1)
+    def mine():
+        """The clips this process takes, locked as they are reached; the others marked as they are."""
+        for rec in todo:
+            file = Path(rec["file"])
+            if not claim_clip(file):
+                rec["status"] = "locked"
+            elif file.exists():  # written by another process since the scan
+                release_clip(file)
+                rec["status"] = "cached"
+            else:
+                claimed.append(file)
+                yield rec
                 continue
-            finally:
-                futures[i] = None
-            queue.append([{"rec": rec, "decoded": d, "out": []}, d.frames])
-            run_batches(final=False)
-        run_batches(final=True)
+            bar.update(1)
+
+    def take(rec: dict, future) -> None:
+        try:
+            d = future.result()
+        except MediaError as exc:
+            rec["status"] = f"bad: {exc}"
+            release_clip(Path(rec["file"]))
+            bar.update(1)
+            return
+        queue.append([{"rec": rec, "decoded": d, "out": []}, d.frames])
+        run_batches(final=False)
+
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next clips while the network runs
+            pending: deque = deque()
+            for rec in mine():
+                pending.append((rec, pool.submit(decode_clip, Path(rec["path"]), prof, backbone.input_size)))
+                if len(pending) > 2:
+                    take(*pending.popleft())
+            while pending:
+                take(*pending.popleft())
+            run_batches(final=True)
+    finally:
+        for file in claimed:  # an interrupted call leaves no lock behind
+            release_clip(file)
     bar.close()
     return records
 

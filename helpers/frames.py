@@ -18,7 +18,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from helpers.media import check_decoded, open_media, stream_duration, video_frames
+from helpers.media import StreamDecoder, check_decoded, open_media, stream_duration, video_frames
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,14 @@ class DecodedVideo:
     decoded_seconds : seconds of video that decoded (up to the end of the last frame)
     share : ``decoded_seconds / duration`` in ``[0, 1]`` (1.0 when the duration is unknown); never
         below :data:`helpers.media.MIN_DECODED_SHARE`, since a clip decoding less is refused
+    skipped_packets : damaged packets FFmpeg could not decode, skipped
     """
 
     samples: list[tuple[np.ndarray, np.ndarray]]
     duration: float | None
     decoded_seconds: float
     share: float
+    skipped_packets: int = 0
 
 
 def _rotate(img: np.ndarray, degrees: float) -> np.ndarray:
@@ -59,9 +61,10 @@ def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
 def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, int] | None]]) -> DecodedVideo:
     """Decode a clip once, sampling it for every ``(fps, size)`` request, and say how much decoded.
 
-    Sampling is that of :func:`sample_frames`. A stream that FFmpeg stops decoding part-way (a
-    truncated or damaged file) is kept when it covers :data:`helpers.media.MIN_DECODED_SHARE` of the
-    declared duration; ``share`` reports how much it covered.
+    Sampling is that of :func:`sample_frames`. Packets FFmpeg cannot decode are skipped
+    (``skipped_packets``); a stream that stops part-way (a truncated or damaged file) is kept
+    when it covers :data:`helpers.media.MIN_DECODED_SHARE` of the declared duration; ``share``
+    reports how much it covered.
 
     Parameters
     ----------
@@ -100,8 +103,9 @@ def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, in
     next_k = [0 for _ in requests]
     with open_media(path, need="video") as container:
         duration = stream_duration(container, container.streams.video[0])
+        decoder = StreamDecoder(path, container, container.streams.video[0], what="video")
         decoded = 0.0
-        for frame, _, until in video_frames(path, container):
+        for frame, _, until in video_frames(path, container, decoder):
             converted: dict = {}  # one conversion per distinct size, and none for frames not kept
             for k, (fps, size) in enumerate(requests):
                 while next_k[k] / fps < until - 1e-9:  # every sample time before the next frame shows
@@ -113,7 +117,7 @@ def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, in
             decoded = until
     share = check_decoded(path, "video", decoded, duration)
     samples = [(np.stack(k), np.asarray(s, np.float64)) for k, s in zip(kept, stamps)]
-    return DecodedVideo(samples, duration, decoded, share)
+    return DecodedVideo(samples, duration, decoded, share, decoder.skipped)
 
 
 def sample_frames_multi(path: str | Path, requests: Sequence[tuple[float, tuple[int, int] | None]]

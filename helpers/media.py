@@ -9,8 +9,9 @@ Damaged streams
 A truncated or corrupted file often opens fine and decodes for a while before FFmpeg gives up.
 Such a stream is kept when what decoded covers :data:`MIN_DECODED_SHARE` of the duration the
 container declares, and refused with a :class:`MediaError` saying how much decoded otherwise
-(:func:`check_decoded`). Only FFmpeg's own errors end a stream early; any other exception is a
-bug and propagates unchanged.
+(:func:`check_decoded`). Streams are decoded packet by packet (:class:`StreamDecoder`): a packet
+FFmpeg cannot decode is skipped, wherever it is, and a read error ends the stream. Only FFmpeg's
+own errors are handled; any other exception is a bug and propagates unchanged.
 
 Example
 -------
@@ -127,6 +128,20 @@ def stream_duration(container: av.container.InputContainer, stream: av.stream.St
     return None
 
 
+def media_duration(path: str | Path) -> float | None:
+    """Seconds the file declares: the container's duration, else its first video stream's.
+
+    Raises
+    ------
+    MediaError
+        When the file cannot be opened as media.
+    """
+    with open_media(path, need="any") as container:
+        if container.duration:
+            return container.duration / 1_000_000  # av.time_base: microseconds
+        return stream_duration(container, container.streams.video[0]) if container.streams.video else None
+
+
 def decoded_share(decoded_seconds: float, container_seconds: float | None) -> float:
     """Share of the declared duration that decoded, in ``[0, 1]``; 1.0 when the duration is unknown.
 
@@ -165,41 +180,78 @@ def check_decoded(path: str | Path, what: str, decoded_seconds: float, total_sec
     return share
 
 
-def decode_stream(path: str | Path, container: av.container.InputContainer, stream: av.stream.Stream, *,
-                  what: str) -> Iterator[av.frame.Frame]:
-    """Decoded frames of *stream*, ending early when FFmpeg fails after the first one.
+class StreamDecoder:
+    """Decoded frames of one stream, packet by packet, skipping the packets FFmpeg cannot decode.
 
-    The caller measures what it got and applies :func:`check_decoded`. Only FFmpeg errors raised
-    while decoding are handled here; exceptions from the caller's own code are not seen.
+    Iterating yields frames. A packet whose decoding raises an FFmpeg error is skipped and counted
+    (``skipped``), so damage anywhere (the first packet, the middle, the tail) costs only the time
+    those packets cover; the caller measures what it got and applies :func:`check_decoded`. An
+    FFmpeg error while *reading* packets (a file cut short) ends the stream. Other exceptions are
+    bugs and propagate unchanged.
+
+    Attributes
+    ----------
+    skipped : packets that could not be decoded
+    frames : frames decoded so far
 
     Raises
     ------
     MediaError
-        When FFmpeg fails before any frame decoded.
+        When not a single frame decodes, naming the first FFmpeg error.
+
+    Example
+    -------
+    >>> decoder = StreamDecoder("clip.mp4", container, container.streams.audio[0], what="audio")  # doctest: +SKIP
+    >>> n = sum(1 for _ in decoder); decoder.skipped  # doctest: +SKIP
+    0
     """
-    decoder = container.decode(stream)
-    decoded = 0
-    while True:
-        try:
-            frame = next(decoder)
-        except StopIteration:
-            return
-        except av.error.FFmpegError as exc:
-            if not decoded:
-                raise MediaError(path, f"cannot decode {what} ({_describe(exc)})") from None
-            logger.warning("%s: %s stream breaks after %d frames (%s)", path, what, decoded, _describe(exc))
-            return
-        decoded += 1
-        yield frame
+
+    def __init__(self, path: str | Path, container: av.container.InputContainer, stream: av.stream.Stream, *,
+                 what: str):
+        self.path, self.container, self.stream, self.what = Path(path), container, stream, what
+        self.skipped, self.frames = 0, 0
+        self._first_error: Exception | None = None
+
+    def _packets(self) -> Iterator[av.Packet]:
+        """The stream's packets (the last one, empty, flushes the decoder); a read error ends them."""
+        packets = self.container.demux(self.stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as exc:
+                self._first_error = self._first_error or exc
+                logger.warning("%s: %s stream cannot be read past %d frames (%s)", self.path, self.what,
+                               self.frames, _describe(exc))
+                return
+            yield packet
+
+    def __iter__(self) -> Iterator[av.frame.Frame]:
+        for packet in self._packets():
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                self.skipped += 1
+                self._first_error = self._first_error or exc
+                continue
+            self.frames += len(frames)
+            yield from frames
+        if self.skipped:
+            logger.warning("%s: %s: %d damaged packet(s) skipped (%s)", self.path, self.what, self.skipped,
+                           _describe(self._first_error))
+        if not self.frames and self._first_error is not None:
+            raise MediaError(self.path, f"cannot decode {self.what} ({_describe(self._first_error)})")
 
 
-def video_frames(path: str | Path, container: av.container.InputContainer
+def video_frames(path: str | Path, container: av.container.InputContainer, decoder: StreamDecoder | None = None
                  ) -> Iterator[tuple[av.VideoFrame, float, float]]:
     """Each decoded frame of the first video stream with the seconds it is shown: ``(frame, start, until)``.
 
     Times count from the stream's start. A frame is on screen until the next one appears; the last
     stays one frame duration (from the frame rate, else the last gap). The ``until`` of the last
-    frame is how much of the video decoded.
+    frame is how much of the video decoded. Pass a *decoder* of the first video stream to read its
+    ``skipped`` count afterwards.
 
     Raises
     ------
@@ -210,7 +262,7 @@ def video_frames(path: str | Path, container: av.container.InputContainer
     stream.thread_type = "AUTO"
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
     prev, prev_t, step = None, 0.0, None
-    for frame in decode_stream(path, container, stream, what="video"):
+    for frame in decoder or StreamDecoder(path, container, stream, what="video"):
         if frame.pts is None:
             continue
         t = float(frame.pts * frame.time_base)

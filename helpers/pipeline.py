@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.config import HEAD_FIELDS, SYNTH_FIELDS, TRAIN_FIELDS, Profile, get_profile, settings_key
+from helpers.config import GENRES, HEAD_FIELDS, SYNTH_FIELDS, TRAIN_FIELDS, Profile, get_profile, settings_key
 from helpers.context import RunContext
 from helpers.features import ClipSet
 from helpers.manifest import MANIFEST_NAME, ManifestError, clip_path, read_manifest
@@ -37,6 +37,7 @@ def ensure_dataset(ctx: RunContext, *, progress: bool = True) -> Path:
 
     if ctx.manifest:
         rows = read_manifest(ctx.manifest)
+        check_genres(rows, ctx.manifest)
         if not any(r.get("split") in ("train", "val", "test") for r in rows):
             raise ManifestError(f"{ctx.manifest}: no train/val/test split; create it with `vgenre curate FOLDER`")
         return ctx.manifest
@@ -49,6 +50,24 @@ def ensure_dataset(ctx: RunContext, *, progress: bool = True) -> Path:
             return manifest
     generate_dataset(prof, out, progress=progress)
     return probe_and_split(manifest, random_state=prof.data_seed)
+
+
+def check_genres(rows: list[dict], manifest: Path) -> None:
+    """Refuse a manifest whose usable rows name a genre outside ``GENRES`` (training would drop them).
+
+    Raises
+    ------
+    ManifestError
+        Naming the manifest, the offending rows (CSV line numbers, the header being line 1) with
+        their genres, and the allowed genres.
+    """
+    bad = [(i + 2, r.get("genre", "")) for i, r in enumerate(rows)
+           if r.get("genre", "") not in GENRES and r.get("status", "ok") in ("", "ok")]
+    if bad:
+        shown = ", ".join(f"line {line} ({genre or 'empty'})" for line, genre in bad[:10])
+        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise ManifestError(f"{manifest}: genre not among {', '.join(GENRES)} in {shown}{more}; fix the genre "
+                            "column or remove those rows")
 
 
 def feature_settings_of(ctx: RunContext) -> dict:

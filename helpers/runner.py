@@ -62,9 +62,15 @@ class NotebookResult:
 
 
 def _failing_cell(exc: Exception) -> str:
-    """Papermill's error says which cell failed; keep its first useful lines."""
-    text = str(exc).strip().splitlines()
-    return " ".join(line.strip() for line in text[:6] if line.strip())[:600]
+    """Which cell failed and its error line: ``"cell In [3]: RuntimeError: boom"``.
+
+    Papermill's ``PapermillExecutionError`` carries the cell's number and the exception's type and
+    message; other errors (a timeout, a dead kernel) are given by their own type and message.
+    """
+    if getattr(exc, "ename", None):
+        message = str(getattr(exc, "evalue", "")).strip()
+        return f"cell In [{getattr(exc, 'exec_count', '?')}]: {exc.ename}: {message}"[:600]
+    return f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"[:600]
 
 
 def run_parameters(profile: str, out: Path, *, manifest: str | Path | None = None,

@@ -159,6 +159,10 @@ def save_model_dir(model, out_dir: Path, config: dict) -> Path:
     return out_dir
 
 
+class ModelFolderError(ValueError):
+    """A model folder that cannot be loaded; the message names the folder or file and what to do."""
+
+
 @dataclass
 class TrainedModel:
     """A loaded model folder that turns sequence inputs into clip probabilities.
@@ -213,7 +217,13 @@ class TrainedModel:
 
 
 def load_model_dir(path: str | Path) -> TrainedModel:
-    """Load a model folder written by :func:`train_model` or :func:`train_late_fusion`."""
+    """Load a model folder written by :func:`train_model` or :func:`train_late_fusion`.
+
+    Raises
+    ------
+    ModelFolderError
+        When the folder has no ``model.keras``, or a file of it cannot be read.
+    """
     import keras
 
     from helpers.models import custom_layers
@@ -221,9 +231,25 @@ def load_model_dir(path: str | Path) -> TrainedModel:
     custom_layers()  # registered before loading
     path = Path(path)
     if not (path / "model.keras").exists():
-        raise FileNotFoundError(f"{path}: not a model folder (no model.keras); train one with `vgenre train`")
-    config = json.loads((path / "config.json").read_text())
-    labels = json.loads((path / "labels.json").read_text())
-    head = keras.models.load_model(path / config["head"], compile=False) if config.get("head") else None
-    return TrainedModel(path, keras.models.load_model(path / "model.keras", compile=False), config, labels, head)
+        raise ModelFolderError(f"{path}: not a model folder (no model.keras); train one with `vgenre train`")
+    try:
+        config = json.loads((path / "config.json").read_text())
+        labels = json.loads((path / "labels.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFolderError(f"{path}: config.json or labels.json missing or unreadable ({exc.__class__.__name__}); "
+                               "train the model again with `vgenre train`") from exc
+    head = _load_keras(path / config["head"]) if config.get("head") else None
+    return TrainedModel(path, _load_keras(path / "model.keras"), config, labels, head)
+
+
+def _load_keras(file: Path):
+    """``keras.models.load_model`` whose failure on a damaged file names the file (Keras says
+    "file not found" about a zip it cannot read)."""
+    import keras
+
+    try:
+        return keras.models.load_model(file, compile=False)
+    except (OSError, ValueError) as exc:
+        raise ModelFolderError(f"{file}: not a readable Keras model ({exc.__class__.__name__}); train the model "
+                               "again with `vgenre train` or copy the folder anew") from exc
 

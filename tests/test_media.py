@@ -12,6 +12,7 @@ import pytest
 
 import helpers.audio
 import helpers.frames
+import helpers.media
 from conftest import write_clip
 from helpers.audio import decode_audio, load_audio
 from helpers.curate import probe_video
@@ -121,11 +122,22 @@ def test_file_missing_its_last_bytes_is_kept_with_its_share(clips):
     assert probe_video(clips["most"])["decoded_share"] == pytest.approx(video.share, abs=1e-3)
 
 
-class _BreakingContainer:
-    """A real container whose decoder raises *error* after *after* frames, as a damaged stream does."""
+class _BadPacket:
+    """A packet of a damaged stream: decoding it raises *error*."""
 
-    def __init__(self, container, after: int, error: Exception):
-        self._container, self._after, self._error = container, after, error
+    def __init__(self, error: Exception):
+        self._error = error
+
+    def decode(self):
+        raise self._error
+
+
+class _BreakingContainer:
+    """A real container whose packets from number *after* on fail to decode with *error*, as a
+    damaged stream's do (the final empty packet, which flushes the decoder, stays real)."""
+
+    def __init__(self, container, after: int, error: Exception, until: int | None = None):
+        self._container, self._after, self._error, self._until = container, after, error, until
 
     def __getattr__(self, name):
         return getattr(self._container, name)
@@ -136,16 +148,15 @@ class _BreakingContainer:
     def __exit__(self, *exc):
         self._container.close()
 
-    def decode(self, stream):
-        for k, frame in enumerate(self._container.decode(stream)):
-            if k == self._after:
-                raise self._error
-            yield frame
+    def demux(self, stream):
+        for k, packet in enumerate(self._container.demux(stream)):
+            damaged = packet.size and k >= self._after and (self._until is None or k < self._until)
+            yield _BadPacket(self._error) if damaged else packet
 
 
-def _breaking_open(monkeypatch, module, after: int, error: Exception) -> None:
-    real = module.open_media
-    monkeypatch.setattr(module, "open_media", lambda *a, **k: _BreakingContainer(real(*a, **k), after, error))
+def _breaking_open(monkeypatch, module, after: int, error: Exception, until: int | None = None) -> None:
+    real = helpers.media.open_media  # not a wrapper left by an earlier call
+    monkeypatch.setattr(module, "open_media", lambda *a, **k: _BreakingContainer(real(*a, **k), after, error, until))
 
 
 def test_ffmpeg_error_mid_stream_keeps_enough_and_refuses_too_little(clips, monkeypatch, caplog):
@@ -154,7 +165,7 @@ def test_ffmpeg_error_mid_stream_keeps_enough_and_refuses_too_little(clips, monk
     with caplog.at_level(logging.WARNING, logger="helpers.media"):
         video = decode_video(clips["good"], [(4.0, None)])
     assert video.share == pytest.approx(92 / 96) and len(video.samples[0][0]) == 16
-    assert "video stream breaks after 92 frames (InvalidDataError" in caplog.text
+    assert "video: 4 damaged packet(s) skipped (InvalidDataError" in caplog.text
     _breaking_open(monkeypatch, helpers.frames, 40, damaged)
     with pytest.raises(MediaError, match=r"video decodes only 1\.7 s of 4\.0 s \(42%"):
         decode_video(clips["good"], [(4.0, None)])
