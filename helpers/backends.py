@@ -97,8 +97,9 @@ def training_scope() -> Iterator[None]:
 
 
 def tensorboard_available() -> bool:
-    """Keras' TensorBoard callback writes through TensorFlow's summary API: True when it can be imported."""
-    return importlib.util.find_spec("tensorflow") is not None
+    """Keras' TensorBoard callback writes through TensorFlow's summary API, which needs the
+    ``tensorboard`` package too: True when both can be imported."""
+    return all(importlib.util.find_spec(name) is not None for name in ("tensorflow", "tensorboard"))
 
 
 def input_gradient(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
