@@ -224,8 +224,6 @@ def load_model_dir(path: str | Path) -> TrainedModel:
     ModelFolderError
         When the folder has no ``model.keras``, or a file of it cannot be read.
     """
-    import keras
-
     from helpers.models import custom_layers
 
     custom_layers()  # registered before loading

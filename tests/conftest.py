@@ -63,3 +63,24 @@ def write_clip(path: Path, *, seconds: float = 1.0, fps: float = 24.0, size=(64,
         mono = render_audio(film, 0, prof, flashes)
         audio = np.stack([mono, mono[::-1]]) if channels == 2 else mono
     return write_video(path, frames, fps, audio, audio_rate or 22050)
+
+
+def train_tiny_late_fusion(root: Path) -> Path:
+    """A small late-fusion model folder trained on random features of the smoke profile's shapes,
+    recorded as made with the random backbone (what `vgenre predict` and the Predictor load)."""
+    from helpers.backbone import backbone_key
+    from helpers.config import get_profile
+    from helpers.features import feature_settings
+    from helpers.train import train_late_fusion, train_model
+    from helpers.weights import random_status
+
+    prof = get_profile("smoke", lstm_units=4, dense_units=4, epochs=1)
+    rng = np.random.default_rng(0)
+    n, T = 12, prof.seq_len
+    x = {"video": rng.normal(size=(n, T, 2048)).astype(np.float32),
+         "audio": rng.normal(size=(n, T, prof.n_mels)).astype(np.float32), "mask": np.ones((n, T), bool)}
+    y = np.arange(n) % 6
+    settings = {"features": feature_settings(prof, backbone_key(random_status().weights_id, prof.input_size))}
+    parts = [train_model(m, (x, y), (x, y), root / m, profile=prof, extra_config=settings)
+             for m in ("lstm_pool", "audio_only")]
+    return train_late_fusion(*parts, root / "late_fusion")

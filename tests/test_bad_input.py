@@ -13,9 +13,9 @@ import av
 import numpy as np
 import pytest
 
-from conftest import write_clip
+from conftest import train_tiny_late_fusion, write_clip
 from helpers.audio import decode_audio
-from helpers.config import GENRES, get_profile
+from helpers.config import GENRES
 from helpers.frames import decode_video
 from helpers.media import MediaError
 
@@ -67,22 +67,7 @@ def damaged(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """A small late-fusion model on random features of the smoke profile's shapes."""
-    from helpers.backbone import backbone_key
-    from helpers.features import feature_settings
-    from helpers.train import train_late_fusion, train_model
-    from helpers.weights import random_status
-
-    root = tmp_path_factory.mktemp("tiny_model")
-    prof = get_profile("smoke", lstm_units=4, dense_units=4, epochs=1)
-    rng = np.random.default_rng(0)
-    n, T = 12, prof.seq_len
-    x = {"video": rng.normal(size=(n, T, 2048)).astype(np.float32),
-         "audio": rng.normal(size=(n, T, prof.n_mels)).astype(np.float32), "mask": np.ones((n, T), bool)}
-    y = np.arange(n) % 6
-    settings = {"features": feature_settings(prof, backbone_key(random_status().weights_id, prof.input_size))}
-    parts = [train_model(m, (x, y), (x, y), root / m, profile=prof, extra_config=settings)
-             for m in ("lstm_pool", "audio_only")]
-    return train_late_fusion(*parts, root / "late_fusion")
+    return train_tiny_late_fusion(tmp_path_factory.mktemp("tiny_model"))
 
 
 # -- 1. decode what can be decoded ---------------------------------------------------------------

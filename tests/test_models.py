@@ -131,7 +131,7 @@ def test_model_folders_can_move(tmp_path, head_file):
     head = keras.models.load_model(head_file)
     xs = x | {"video": softmax_features(head, x["video"].reshape(-1, D)).reshape(len(y), T, -1)}
     run = tmp_path / "run"
-    softmax = train_model("lstm_softmax", (xs, y), (xs, y), run / "lstm_softmax", profile=PROFILE, head_file=head_file)
+    train_model("lstm_softmax", (xs, y), (xs, y), run / "lstm_softmax", profile=PROFILE, head_file=head_file)
     video = train_model("lstm_pool", (x, y), (x, y), run / "lstm_pool", profile=PROFILE)
     audio = train_model("audio_only", (x, y), (x, y), run / "audio_only", profile=PROFILE)
     fused = train_late_fusion(video, audio, run / "late_fusion")

@@ -5,10 +5,9 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from conftest import write_clip
+from conftest import train_tiny_late_fusion, write_clip
 from helpers.config import GENRES, get_profile
 from helpers.synth import make_film, render_audio, render_frames, write_video
 
@@ -92,22 +91,9 @@ def test_a_copied_model_folder_predicts_on_its_own(model_dir, videos, tmp_path):
 def test_predictor_on_a_small_late_fusion_model(tmp_path, videos):
     """Prediction end to end without the notebook series: a tiny fusion model trained on random
     features of the smoke profile's shapes, a real clip, a clip without sound."""
-    from helpers.backbone import backbone_key
     from helpers.evaluate import Predictor
-    from helpers.features import feature_settings
-    from helpers.train import train_late_fusion, train_model
-    from helpers.weights import random_status
 
-    prof = get_profile("smoke", lstm_units=4, dense_units=4, epochs=1)
-    rng = np.random.default_rng(0)
-    n, T = 12, prof.seq_len
-    x = {"video": rng.normal(size=(n, T, 2048)).astype(np.float32),
-         "audio": rng.normal(size=(n, T, prof.n_mels)).astype(np.float32), "mask": np.ones((n, T), bool)}
-    y = np.arange(n) % 6
-    settings = {"features": feature_settings(prof, backbone_key(random_status().weights_id, prof.input_size))}
-    parts = [train_model(m, (x, y), (x, y), tmp_path / m, profile=prof, extra_config=settings)
-             for m in ("lstm_pool", "audio_only")]
-    predictor = Predictor(train_late_fusion(*parts, tmp_path / "late_fusion"))
+    predictor = Predictor(train_tiny_late_fusion(tmp_path))
     good = predictor.predict_file(videos["good"])
     assert good.genre in GENRES and abs(sum(good.probabilities.values()) - 1) < 1e-4 and good.has_audio
     assert good.timeline and good.duration > 0
