@@ -71,16 +71,33 @@ def decode_audio(path: str | Path, sr: int = 22050) -> DecodedAudio | None:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
-        duration = stream_duration(container, stream)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
-        chunks = []
-        decoder = StreamDecoder(path, container, stream, what="audio")
+        decoder, sink = StreamDecoder(path, container, stream, what="audio"), AudioSink(sr)
         for frame in decoder:
-            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
-        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    y = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    share = check_decoded(path, "audio", len(y) / sr, duration)
-    return DecodedAudio(y, sr, duration, len(y) / sr, share, decoder.skipped)
+            sink.add(frame)
+        return sink.result(path, decoder, stream_duration(container, stream))
+
+
+class AudioSink:
+    """Audio frames resampled, as they come, to mono float32 at *sr* Hz: one resampling per clip.
+
+    :func:`decode_audio` feeds it from the audio stream alone; :func:`helpers.frames.decode_video`
+    feeds it while it reads the video, so a clip's file is read once for both.
+    """
+
+    def __init__(self, sr: int):
+        self.sr, self.chunks = sr, []
+        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+
+    def add(self, frame: av.AudioFrame | None) -> None:
+        """Resample one decoded *frame* (None flushes the resampler)."""
+        self.chunks += [out.to_ndarray().reshape(-1) for out in self.resampler.resample(frame)]
+
+    def result(self, path: Path, decoder: StreamDecoder, duration: float | None) -> DecodedAudio:
+        """The samples, checked against the damaged-stream rule (raises :class:`MediaError`)."""
+        self.add(None)
+        y = np.concatenate(self.chunks).astype(np.float32) if self.chunks else np.zeros(0, np.float32)
+        share = check_decoded(path, "audio", len(y) / self.sr, duration)
+        return DecodedAudio(y, self.sr, duration, len(y) / self.sr, share, decoder.skipped)
 
 
 def load_audio(path: str | Path, sr: int = 22050) -> np.ndarray | None:

@@ -20,10 +20,39 @@ POOL_DIM = 2048
 
 
 def preprocess(frames: np.ndarray) -> np.ndarray:
-    """InceptionV3's own preprocessing (pixels to [-1, 1]); the only one used, in training and extraction."""
+    """InceptionV3's own preprocessing (pixels to [-1, 1]) in numpy, for training on frames.
+
+    Feature extraction does not call it: there the same scaling is the first layer of the network
+    (:attr:`Backbone.extractor`), so uint8 frames go to the device, four times smaller than floats.
+    """
     from keras.applications.inception_v3 import preprocess_input
 
     return preprocess_input(np.asarray(frames, np.float32))
+
+
+def uint8_extractor(net, input_size: int):
+    """*net* (InceptionV3 on [-1, 1] inputs) behind a first layer that scales uint8 pixels to [-1, 1].
+
+    The scaling is ``x / 127.5 - 1``, what :func:`preprocess` does; it runs on the device, in the
+    network's compute dtype (uint8 values are exact in bfloat16).
+    """
+    import keras
+
+    inputs = keras.Input((input_size, input_size, 3), dtype="uint8", name="frames_uint8")
+    scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_minus1_1",
+                                    dtype=net.dtype_policy)(inputs)
+    return keras.Model(inputs, net(scaled), name="inception_v3_uint8")
+
+
+def resolve_precision(precision: str) -> str:
+    """``"auto"`` becomes ``"bfloat16"`` on an accelerator that computes in it natively, else ``"float32"``."""
+    if precision == "auto":
+        from helpers.backends import bfloat16_supported
+
+        return "bfloat16" if bfloat16_supported() else "float32"
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', got {precision!r}")
+    return precision
 
 
 def backbone_key(weights_id: str, input_size: int, precision: str = "float32") -> dict:
@@ -34,11 +63,18 @@ def backbone_key(weights_id: str, input_size: int, precision: str = "float32") -
 class Backbone:
     """InceptionV3 without its top, average-pooled to 2048 features per frame.
 
+    Two views of one set of weights:
+
+    * :attr:`model`: InceptionV3 as Keras defines it, on inputs scaled to [-1, 1] by
+      :func:`preprocess` (what fine-tuning and the saliency maps use);
+    * :attr:`extractor`: the same network behind a uint8 input whose first layer does the scaling,
+      what :meth:`pool_features` runs: one compiled program per input size and batch size.
+
     Parameters
     ----------
     input_size : square input side in pixels (75 at least; 299 in the paper's setting)
     status : where the weights come from (:func:`resolve_weights`)
-    precision : ``"float32"`` or ``"bfloat16"`` (inference only)
+    precision : ``"float32"``, ``"bfloat16"`` (inference only) or ``"auto"`` (:func:`resolve_precision`)
     model : an InceptionV3 to wrap as it is (a fine-tuned copy); by default one is built
     """
 
@@ -47,11 +83,11 @@ class Backbone:
 
         if input_size < 75:
             raise ValueError(f"InceptionV3 needs inputs of at least 75x75 pixels, got {input_size}")
-        if precision not in ("float32", "bfloat16"):
-            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+        precision = resolve_precision(precision)
         self.input_size, self.status, self.precision = input_size, status, precision
         if model is not None:
             self.model = model
+            self.extractor = uint8_extractor(model, input_size)
             return
         previous = keras.config.dtype_policy()
         try:
@@ -69,6 +105,7 @@ class Backbone:
                 raise WeightsError(f"{status.path}: not a readable InceptionV3 weights file "
                                    f"({exc.__class__.__name__}); point --weights or VGENRE_WEIGHTS at "
                                    f"{WEIGHTS_FILE}") from exc
+        self.extractor = uint8_extractor(self.model, input_size)
 
     @property
     def key(self) -> dict:
@@ -76,20 +113,26 @@ class Backbone:
         return backbone_key(self.status.weights_id, self.input_size, self.precision)
 
     def pool_features(self, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """2048-d pool features ``[n, 2048]`` (float32) of uint8 RGB *frames* of any size."""
+        """2048-d pool features ``[n, 2048]`` (float32) of uint8 RGB *frames* of any size.
+
+        Frames travel to the device as uint8; a last partial batch is padded, so every call runs
+        the one program compiled for ``batch_size``.
+        """
         import cv2
 
         frames = np.asarray(frames)
+        if frames.dtype != np.uint8:
+            raise ValueError(f"pool_features takes uint8 RGB frames (0-255), got {frames.dtype}")
         s = self.input_size
         if frames.shape[1:3] != (s, s):
             frames = np.stack([cv2.resize(f, (s, s), interpolation=cv2.INTER_AREA) for f in frames])
         out = []
         for start in range(0, len(frames), batch_size):
-            batch = preprocess(frames[start:start + batch_size])
+            batch = frames[start:start + batch_size]
             n = len(batch)
-            if n < batch_size:  # one input shape, one compiled graph
-                batch = np.concatenate([batch, np.zeros((batch_size - n,) + batch.shape[1:], np.float32)])
-            out.append(np.asarray(self.model.predict_on_batch(batch), np.float32)[:n])
+            if n < batch_size:  # one input shape, one compiled program
+                batch = np.concatenate([batch, np.zeros((batch_size - n,) + batch.shape[1:], np.uint8)])
+            out.append(np.asarray(self.extractor.predict_on_batch(batch), np.float32)[:n])
         return np.concatenate(out) if out else np.zeros((0, POOL_DIM), np.float32)
 
 
@@ -97,11 +140,16 @@ _BACKBONES: dict[str, Backbone] = {}
 
 
 def load_backbone(profile: str | Profile = "default", *, weights: str | Path | None = None,
-                  input_size: int | None = None, precision: str = "float32", verbose: bool = True) -> Backbone:
-    """The backbone of *profile*, built once per process for each settings key (:attr:`Backbone.key`)."""
+                  input_size: int | None = None, precision: str = "auto", verbose: bool = True) -> Backbone:
+    """The backbone of *profile*, built once per process for each settings key (:attr:`Backbone.key`).
+
+    *precision* ``"auto"`` computes in bfloat16 on an accelerator that supports it natively and
+    in float32 elsewhere (:func:`resolve_precision`); the precision is part of the feature cache key.
+    """
     prof = get_profile(profile)
     status = resolve_weights(prof, weights)
     size = input_size or prof.input_size
+    precision = resolve_precision(precision)
     key = settings_key(backbone_key(status.weights_id, size, precision))
     if key not in _BACKBONES:
         if not status.pretrained and verbose:

@@ -67,6 +67,37 @@ def accelerators() -> list[str]:
     return describe()["accelerators"]
 
 
+def bfloat16_supported() -> bool:
+    """Whether the accelerator Keras runs on computes in bfloat16 natively (never on the CPU).
+
+    NVIDIA GPUs from compute capability 8.0 (A100, H100, H200, RTX 30xx on) and TPUs do; on older
+    GPUs and CPUs bfloat16 is emulated and slower than float32.
+    """
+    name = backend_name()
+    if name == "torch":
+        import torch
+
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if name == "jax":
+        import jax
+
+        devices = jax.devices()
+        return bool(devices) and all(d.platform == "tpu" or (d.platform == "gpu" and _capability(
+            getattr(d, "compute_capability", "0")) >= (8, 0)) for d in devices)
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return bool(gpus) and all(tuple(tf.config.experimental.get_device_details(g).get(
+            "compute_capability", (0, 0))) >= (8, 0) for g in gpus)
+    return False
+
+
+def _capability(text: str) -> tuple[int, int]:
+    major, _, minor = str(text).partition(".")
+    return (int(major or 0), int(minor or 0))
+
+
 @contextlib.contextmanager
 def training_scope() -> Iterator[None]:
     """Build, compile and fit inside this block to use every accelerator of the machine.

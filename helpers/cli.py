@@ -20,7 +20,8 @@ def cmd_synth(args) -> int:
     from helpers.manifest import read_manifest
     from helpers.synth import generate_dataset
 
-    manifest = probe_and_split(generate_dataset(args.profile, args.out, seed=args.seed), random_state=args.seed or 0)
+    manifest = probe_and_split(generate_dataset(args.profile, args.out, seed=args.seed, workers=args.workers),
+                               random_state=args.seed or 0)
     print(f"{len(read_manifest(manifest))} clips written; manifest: {manifest}")
     return 0
 
@@ -72,7 +73,7 @@ def cmd_features(args) -> int:
     from helpers.backbone import load_backbone
     from helpers.features import cache_dir, extract_features, parse_shard
     from helpers.manifest import ManifestError, read_manifest
-    from helpers.pipeline import ensure_dataset
+    from helpers.pipeline import check_genres, ensure_dataset
 
     _quiet_tensorflow()
     shard = parse_shard(args.shard) if args.shard else None
@@ -82,9 +83,11 @@ def cmd_features(args) -> int:
     if not rows:
         raise ManifestError(f"{manifest}: manifest lists no clips (header only); add rows or make one with "
                             "`vgenre curate FOLDER`")
+    check_genres(rows, manifest)
     backbone = load_backbone(ctx.profile, weights=args.weights, precision=args.precision)
     print(backbone.status.message, file=sys.stderr)
-    records = extract_features(rows, backbone, ctx.profile, root=cache_dir(ctx.data_dir), shard=shard)
+    records = extract_features(rows, backbone, ctx.profile, root=cache_dir(ctx.data_dir), shard=shard,
+                               workers=args.workers)
     bad = [r for r in records if r.get("status", "").startswith("bad")]
     for r in bad:
         print(f"{r['path']}: {r['status']}", file=sys.stderr)
@@ -159,7 +162,7 @@ def cmd_bench(args) -> int:
     from helpers.bench import run_bench
 
     _quiet_tensorflow()
-    return run_bench(args.profile, only=args.only)
+    return run_bench(args.profile, only=args.only, workers=args.workers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile_arg(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=None, help="data seed (default: the profile's)")
+    p.add_argument("--workers", type=int, help="processes rendering clips (default: one per core; 0: this one)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("validate", help="probe video files or folders; list bad files and why (exit 1 if any)")
@@ -198,7 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", help="manifest.csv (default: the profile's synthetic set)")
     p.add_argument("--shard", help="i/n: this machine's share of the manifest")
     p.add_argument("--weights", help="InceptionV3 weights file (else VGENRE_WEIGHTS, Keras' cache, download)")
-    p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
+    p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="auto: bfloat16 on a GPU or TPU that computes in it natively, else float32")
+    p.add_argument("--workers", type=int, help="decoding processes (default: one per core but one; 0: a thread "
+                                                "of this process)")
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("train", help="train one model on the cached features; write a model folder")
@@ -231,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure speed as ratios within one run; last line is key=value pairs")
     profile_arg(p, "smoke")
     p.add_argument("--only", nargs="+", choices=["synth", "frames", "audio", "features"], help="entries to run")
+    p.add_argument("--workers", type=int, help="decoding processes for the features entry (default: one per "
+                                                "core but one)")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -11,7 +11,10 @@ its content (the clip's bytes, backbone, weights, input size, fps, precision, au
   can share a manifest deterministically.
 * Several processes on one cache share the work: a clip is locked while it is extracted, and a
   lock or temporary file left by a killed process is taken over or removed.
-* Decoding runs in a background thread while the network works on the previous batch.
+* Decoding runs in a pool of worker processes (:mod:`helpers.workers`; default: one per core but
+  one) while the main process runs the network on full batches of uint8 frames, across clip
+  boundaries, and writes the files. At most a few decoded clips wait, so memory stays bounded.
+  The files do not depend on the number of workers: clips are taken in the same order either way.
 
 The softmax features of the paper are the retrained head's output on the pool features; they
 are computed from the cached pool features (:func:`softmax_features`), so retraining the head never
@@ -24,19 +27,22 @@ import json
 import os
 import socket
 import time
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from helpers.audio import frame_audio_features, load_audio
+from helpers.audio import frame_audio_features
 from helpers.config import GENRES, ConfigError, Profile, data_dir, get_profile
-from helpers.frames import make_sequences, sample_frames
+from helpers.frames import decode_video, make_sequences
 from helpers.manifest import clip_path
 from helpers.media import MediaError, media_duration
+from helpers.workers import default_workers, init_worker, main_is_importable, process_pool
 
 FEATURE_VERSION = 3  # bump whenever decoding or resizing changes the features
 THUMB_SIZE = 32
@@ -179,7 +185,7 @@ def remove_stale_partials(root: Path) -> list[Path]:
 
 @dataclass
 class Decoded:
-    """What the background thread prepares for one clip."""
+    """What a decoding worker prepares for one clip."""
 
     frames: np.ndarray
     timestamps: np.ndarray
@@ -192,6 +198,9 @@ class Decoded:
 def decode_clip(path: Path, profile: Profile, input_size: int, *, audio_optional: bool = False) -> Decoded:
     """Sample frames (resized to the backbone's input), thumbnails and aligned audio of one clip.
 
+    The file is read once for video and audio; the audio is resampled once and gets one
+    spectrogram, averaged per frame step. Runs in the decoding workers.
+
     With *audio_optional*, audio that cannot be decoded (or decodes less than the minimum share)
     is treated as no audio and its reason kept in ``audio_error``; otherwise it raises.
 
@@ -200,14 +209,12 @@ def decode_clip(path: Path, profile: Profile, input_size: int, *, audio_optional
     MediaError
         When the video (or, unless *audio_optional*, the audio) cannot be used.
     """
-    frames, times = sample_frames(path, profile.sample_fps, (input_size, input_size))
+    video = decode_video(path, [(profile.sample_fps, (input_size, input_size))], audio_sr=profile.sr)
+    frames, times = video.samples[0]
     thumbs = np.stack([cv2.resize(f, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA) for f in frames])
-    try:
-        y, audio_error = load_audio(path, profile.sr), ""
-    except MediaError as exc:
-        if not audio_optional:
-            raise
-        y, audio_error = None, exc.reason
+    if video.audio_error and not audio_optional:
+        raise MediaError(path, video.audio_error)
+    y, audio_error = (video.audio.samples if video.audio is not None else None), video.audio_error
     audio, has_audio = frame_audio_features(y, profile.sr, times, profile.sample_fps, n_fft=profile.n_fft,
                                             hop_length=profile.hop_length, n_mels=profile.n_mels)
     return Decoded(frames, times, audio, has_audio, thumbs, audio_error)
@@ -227,8 +234,13 @@ def clip_features(path: str | Path, backbone, profile: str | Profile) -> dict:
 
 
 def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root: Path | None = None,
-                     shard: tuple[int, int] | None = None, progress: bool = True) -> list[dict]:
+                     shard: tuple[int, int] | None = None, progress: bool = True, workers: int | None = None,
+                     threads: int = 1) -> list[dict]:
     """Write the feature file of every usable clip in *rows* (skipping those already cached).
+
+    *workers* decoding processes (default :func:`helpers.workers.default_workers`; 0 decodes in
+    a thread of this process) of *threads* threads each prepare the clips; this process runs the
+    network and writes. The files are the same whatever the number of workers.
 
     Returns one record per clip: ``path``, ``key``, ``file``, ``status`` (``cached``, ``written``,
     ``locked``, ``skipped: <why>`` or ``bad: <reason>``). A bad clip is recorded and the batch goes on.
@@ -319,7 +331,10 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
 
     def take(rec: dict, future) -> None:
         try:
-            d = future.result()
+            try:
+                d = future.result()
+            except BrokenProcessPool:  # a worker died (native crash): this clip alone, in a fresh process
+                d = _decode_alone(Path(rec["path"]), prof, backbone.input_size)
         except MediaError as exc:
             rec["status"] = f"bad: {exc}"
             release_clip(Path(rec["file"]))
@@ -328,21 +343,54 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
         queue.append([{"rec": rec, "decoded": d, "out": []}, d.frames])
         run_batches(final=False)
 
+    workers = default_workers() if workers is None else workers
+    if workers:
+        safe, why = main_is_importable()
+        if not safe:
+            warnings.warn(why, stacklevel=2)
+            workers = 0
+    own = ThreadPoolExecutor(max_workers=1) if workers == 0 else None
+    depth = 2 * max(1, workers)  # decoded clips waiting for the network: memory stays bounded
+
+    def submit(rec: dict):
+        args = (decode_clip, Path(rec["path"]), prof, backbone.input_size)
+        if own is not None:
+            return own.submit(*args)
+        try:
+            return process_pool(workers, threads).submit(*args)
+        except BrokenProcessPool:  # the pool lost a worker earlier: process_pool gives a fresh one
+            return process_pool(workers, threads).submit(*args)
+
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next clips while the network runs
-            pending: deque = deque()
-            for rec in mine():
-                pending.append((rec, pool.submit(decode_clip, Path(rec["path"]), prof, backbone.input_size)))
-                if len(pending) > 2:
-                    take(*pending.popleft())
-            while pending:
+        pending: deque = deque()
+        for rec in mine():
+            pending.append((rec, submit(rec)))
+            if len(pending) > depth:
                 take(*pending.popleft())
-            run_batches(final=True)
+        while pending:
+            take(*pending.popleft())
+        run_batches(final=True)
     finally:
+        if own is not None:
+            own.shutdown(cancel_futures=True)
         for file in claimed:  # an interrupted call leaves no lock behind
             release_clip(file)
     bar.close()
     return records
+
+
+def _decode_alone(path: Path, profile: Profile, input_size: int) -> Decoded:
+    """Decode one clip in a process of its own; a crash there makes the clip bad, not the batch."""
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
+                             initargs=(1,)) as pool:
+        try:
+            return pool.submit(decode_clip, path, profile, input_size).result()
+        except BrokenProcessPool:
+            raise MediaError(path, "decoding it crashed the worker process (FFmpeg or OpenCV failed "
+                                   "in native code)") from None
 
 
 def load_feature_file(path: str | Path) -> dict:

@@ -18,7 +18,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from helpers.media import StreamDecoder, check_decoded, open_media, stream_duration, video_frames
+from helpers.audio import AudioSink
+from helpers.media import (MediaError, StreamDecoder, check_decoded, demux_frames, open_media, stream_duration,
+                           video_frames)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class DecodedVideo:
     share : ``decoded_seconds / duration`` in ``[0, 1]`` (1.0 when the duration is unknown); never
         below :data:`helpers.media.MIN_DECODED_SHARE`, since a clip decoding less is refused
     skipped_packets : damaged packets FFmpeg could not decode, skipped
+    audio : with ``audio_sr``, the clip's audio read in the same pass
+        (:class:`helpers.audio.DecodedAudio`), or None when it has no audio track or it is unusable
+    audio_error : why the audio track is unusable (the reason of its :class:`MediaError`), else ""
     """
 
     samples: list[tuple[np.ndarray, np.ndarray]]
@@ -40,6 +45,8 @@ class DecodedVideo:
     decoded_seconds: float
     share: float
     skipped_packets: int = 0
+    audio: object = None
+    audio_error: str = ""
 
 
 def _rotate(img: np.ndarray, degrees: float) -> np.ndarray:
@@ -58,8 +65,13 @@ def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
     return _rotate(frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA"), rotation)
 
 
-def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, int] | None]]) -> DecodedVideo:
+def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, int] | None]], *,
+                 audio_sr: int | None = None) -> DecodedVideo:
     """Decode a clip once, sampling it for every ``(fps, size)`` request, and say how much decoded.
+
+    With *audio_sr*, the audio track is decoded in the same pass over the file and resampled to
+    mono at that rate (``audio``); an unusable audio track does not stop the video: its reason
+    is kept in ``audio_error``.
 
     Sampling is that of :func:`sample_frames`. Packets FFmpeg cannot decode are skipped
     (``skipped_packets``); a stream that stops part-way (a truncated or damaged file) is kept
@@ -70,6 +82,7 @@ def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, in
     ----------
     path : video file
     requests : ``(fps, size)`` pairs; *size* is ``(height, width)`` or None for the source size
+    audio_sr : sample rate to decode the audio track at in the same pass, or None for no audio
 
     Returns
     -------
@@ -101,11 +114,25 @@ def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, in
     kept: list[list[np.ndarray]] = [[] for _ in requests]
     stamps: list[list[float]] = [[] for _ in requests]
     next_k = [0 for _ in requests]
+    audio, audio_error = None, ""
     with open_media(path, need="video") as container:
         duration = stream_duration(container, container.streams.video[0])
         decoder = StreamDecoder(path, container, container.streams.video[0], what="video")
+        audio_decoder = sink = None
+        if audio_sr and container.streams.audio:
+            audio_decoder = StreamDecoder(path, container, container.streams.audio[0], what="audio")
+            sink = AudioSink(audio_sr)
+
+        def video_only():  # one read of the file: audio frames go to the sink as they come
+            for owner, frame in demux_frames(container, [decoder] + ([audio_decoder] if sink else [])):
+                if owner is decoder:
+                    yield frame
+                else:
+                    sink.add(frame)
+            decoder.finish()
+
         decoded = 0.0
-        for frame, _, until in video_frames(path, container, decoder):
+        for frame, _, until in video_frames(path, container, decoder, frames=video_only()):
             converted: dict = {}  # one conversion per distinct size, and none for frames not kept
             for k, (fps, size) in enumerate(requests):
                 while next_k[k] / fps < until - 1e-9:  # every sample time before the next frame shows
@@ -115,9 +142,15 @@ def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, in
                     stamps[k].append(next_k[k] / fps)
                     next_k[k] += 1
             decoded = until
+        if sink is not None:
+            try:
+                audio_decoder.finish()
+                audio = sink.result(path, audio_decoder, stream_duration(container, container.streams.audio[0]))
+            except MediaError as exc:
+                audio_error = exc.reason
     share = check_decoded(path, "video", decoded, duration)
     samples = [(np.stack(k), np.asarray(s, np.float64)) for k, s in zip(kept, stamps)]
-    return DecodedVideo(samples, duration, decoded, share, decoder.skipped)
+    return DecodedVideo(samples, duration, decoded, share, decoder.skipped, audio, audio_error)
 
 
 def sample_frames_multi(path: str | Path, requests: Sequence[tuple[float, tuple[int, int] | None]]

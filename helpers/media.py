@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import av
 
@@ -38,6 +38,13 @@ its duration, frame count and audio alignment would all be wrong downstream.
 """
 
 NEEDS = ("video", "audio", "any")
+
+DECODER_THREADS = 0
+"""Threads FFmpeg may use to decode one video stream; 0 lets FFmpeg choose (one per core).
+
+The decoding workers of :func:`helpers.features.extract_features` set it to 1 in their own
+process, since they already run one per core.
+"""
 
 
 class MediaError(ValueError):
@@ -212,40 +219,65 @@ class StreamDecoder:
         self.skipped, self.frames = 0, 0
         self._first_error: Exception | None = None
 
-    def _packets(self) -> Iterator[av.Packet]:
-        """The stream's packets (the last one, empty, flushes the decoder); a read error ends them."""
-        packets = self.container.demux(self.stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                return
-            except av.error.FFmpegError as exc:
-                self._first_error = self._first_error or exc
-                logger.warning("%s: %s stream cannot be read past %d frames (%s)", self.path, self.what,
-                               self.frames, _describe(exc))
-                return
-            yield packet
+    def decode(self, packet: av.Packet) -> list:
+        """The frames of one *packet* (none when FFmpeg cannot decode it: the packet is skipped)."""
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as exc:
+            self.skipped += 1
+            self._first_error = self._first_error or exc
+            return []
+        self.frames += len(frames)
+        return frames
 
-    def __iter__(self) -> Iterator[av.frame.Frame]:
-        for packet in self._packets():
-            try:
-                frames = packet.decode()
-            except av.error.FFmpegError as exc:
-                self.skipped += 1
-                self._first_error = self._first_error or exc
-                continue
-            self.frames += len(frames)
-            yield from frames
+    def read_error(self, exc: Exception) -> None:
+        """Record that reading the file stopped on *exc* (the stream ends there)."""
+        self._first_error = self._first_error or exc
+        logger.warning("%s: %s stream cannot be read past %d frames (%s)", self.path, self.what, self.frames,
+                       _describe(exc))
+
+    def finish(self) -> None:
+        """Report skipped packets; raise when not a single frame decoded because of FFmpeg errors."""
         if self.skipped:
             logger.warning("%s: %s: %d damaged packet(s) skipped (%s)", self.path, self.what, self.skipped,
                            _describe(self._first_error))
         if not self.frames and self._first_error is not None:
             raise MediaError(self.path, f"cannot decode {self.what} ({_describe(self._first_error)})")
 
+    def __iter__(self) -> Iterator[av.frame.Frame]:
+        for _, frame in demux_frames(self.container, [self]):
+            yield frame
+        self.finish()
 
-def video_frames(path: str | Path, container: av.container.InputContainer, decoder: StreamDecoder | None = None
-                 ) -> Iterator[tuple[av.VideoFrame, float, float]]:
+
+def demux_frames(container: av.container.InputContainer, decoders: list[StreamDecoder]
+                 ) -> Iterator[tuple[StreamDecoder, av.frame.Frame]]:
+    """One pass over the file for several streams: ``(decoder, frame)`` in the order packets come.
+
+    Reading the file once serves the video and the audio of a clip together. Each decoder skips
+    the packets it cannot decode; a read error ends every stream. Call each decoder's
+    :meth:`StreamDecoder.finish` afterwards (its errors are its own: damaged audio need not stop
+    the video).
+    """
+    by_index = {d.stream.index: d for d in decoders}
+    packets = container.demux(*[d.stream for d in decoders])
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as exc:
+            for d in decoders:
+                d.read_error(exc)
+            return
+        decoder = by_index.get(packet.stream.index)
+        if decoder is not None:  # the last, empty packet of each stream flushes its decoder
+            for frame in decoder.decode(packet):
+                yield decoder, frame
+
+
+def video_frames(path: str | Path, container: av.container.InputContainer, decoder: StreamDecoder | None = None,
+                 frames: Iterable[av.VideoFrame] | None = None) -> Iterator[tuple[av.VideoFrame, float, float]]:
     """Each decoded frame of the first video stream with the seconds it is shown: ``(frame, start, until)``.
 
     Times count from the stream's start. A frame is on screen until the next one appears; the last
@@ -260,9 +292,10 @@ def video_frames(path: str | Path, container: av.container.InputContainer, decod
     """
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = DECODER_THREADS
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
     prev, prev_t, step = None, 0.0, None
-    for frame in decoder or StreamDecoder(path, container, stream, what="video"):
+    for frame in frames if frames is not None else decoder or StreamDecoder(path, container, stream, what="video"):
         if frame.pts is None:
             continue
         t = float(frame.pts * frame.time_base)

@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 
 def dataset_dir(profile: str | Profile, data_dir: Path) -> Path:
     """Where the synthetic set of a profile lives: named by the profile and its generation settings."""
+    from helpers.synth import ENCODER
+
     prof = get_profile(profile)
-    return Path(data_dir) / "generated" / f"synth-{prof.name}-{settings_key(prof.settings(SYNTH_FIELDS), 8)}"
+    key = settings_key({**prof.settings(SYNTH_FIELDS), "encoder": ENCODER}, 8)
+    return Path(data_dir) / "generated" / f"synth-{prof.name}-{key}"
 
 
 def ensure_dataset(ctx: RunContext, *, progress: bool = True) -> Path:

@@ -23,6 +23,7 @@ Example
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -302,7 +303,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
     with av.open(str(tmp), mode="w", format="mp4") as container:
         vstream = container.add_stream("libx264", rate=rate)
         vstream.width, vstream.height, vstream.pix_fmt = w, h, "yuv420p"
-        vstream.options = {"preset": "ultrafast", "crf": str(crf)}
+        # one encoder thread: x264's output (and the settings it writes into the file) would
+        # otherwise depend on the machine's core count, and the set would differ between machines
+        vstream.options = {"preset": "ultrafast", "crf": str(crf), "threads": "1"}
         astream = None
         if audio is not None:
             audio = np.atleast_2d(np.asarray(audio, np.float32))
@@ -344,15 +347,25 @@ def generate_clip(film: Film, clip_index: int, profile: Profile, out_path: Path,
 MANIFEST_FIELDS = ["path", "genre", "group", "clip", "hard_case", "split"]
 
 
+ENCODER = "libx264-ultrafast-1thread"
+"""How the clips are encoded; part of the synthetic set's cache key (:func:`helpers.pipeline.dataset_dir`)."""
+
+
 def generate_dataset(profile: str | Profile, out: str | Path, *, seed: int | None = None,
-                     hard_cases_per_kind: int | None = None, progress: bool = True) -> Path:
+                     hard_cases_per_kind: int | None = None, progress: bool = True,
+                     workers: int | None = None) -> Path:
     """Generate the synthetic set of *profile* into folder-per-genre *out*; return its manifest path.
 
     Clips that already exist are kept (the generator is deterministic), so an interrupted run
     resumes. Hard cases go to ``<out>/hard_cases/`` with split ``hard``; the split of the other
     clips is filled in by :class:`helpers.curate.GroupedSplit` later.
+
+    *workers* processes render and encode the clips (default: one per core; 0 renders here). The
+    files are byte for byte the same whatever the number of workers, and on any machine.
     """
     from tqdm.auto import tqdm
+
+    from helpers.workers import available_cores, main_is_importable, process_pool
 
     prof = get_profile(profile)
     seed = prof.data_seed if seed is None else seed
@@ -368,11 +381,30 @@ def generate_dataset(profile: str | Profile, out: str | Path, *, seed: int | Non
         for k in range(n_hard):
             film = make_film(spec["genre"], 100 + k, seed)
             jobs.append((film, 0, out / "hard_cases" / f"{name}_{k:02d}.mp4", name))
-    rows = []
-    for film, c, path, hard in tqdm(jobs, desc="synthetic clips", unit="clip", disable=not progress):
-        if not path.exists():
-            generate_clip(film, c, prof, path, hard_case=hard or None)
-        rows.append({"path": str(path.relative_to(out)), "genre": film.genre, "group": film.film_id,
-                     "clip": c, "hard_case": hard, "split": "hard" if hard else ""})
+    todo = [(film, c, prof, path, hard or None) for film, c, path, hard in jobs if not path.exists()]
+    workers = available_cores() if workers is None else workers
+    if workers and len(todo) > 1:
+        safe, why = main_is_importable()
+        if not safe:
+            warnings.warn(why, stacklevel=2)
+            workers = 0
+    bar = tqdm(total=len(todo), desc="synthetic clips", unit="clip", disable=not progress)
+    if workers and len(todo) > 1:
+        pool = process_pool(workers)
+        for future in [pool.submit(_generate_job, job) for job in todo]:
+            future.result()
+            bar.update(1)
+    else:
+        for job in todo:
+            _generate_job(job)
+            bar.update(1)
+    bar.close()
+    rows = [{"path": str(path.relative_to(out)), "genre": film.genre, "group": film.film_id, "clip": c,
+             "hard_case": hard, "split": "hard" if hard else ""} for film, c, path, hard in jobs]
     return write_manifest(rows, out / MANIFEST_NAME)
+
+
+def _generate_job(job: tuple) -> Path:
+    film, clip_index, profile, path, hard_case = job
+    return generate_clip(film, clip_index, profile, path, hard_case=hard_case)
 

@@ -125,8 +125,8 @@ def test_file_missing_its_last_bytes_is_kept_with_its_share(clips):
 class _BadPacket:
     """A packet of a damaged stream: decoding it raises *error*."""
 
-    def __init__(self, error: Exception):
-        self._error = error
+    def __init__(self, error: Exception, stream):
+        self._error, self.stream = error, stream
 
     def decode(self):
         raise self._error
@@ -148,10 +148,12 @@ class _BreakingContainer:
     def __exit__(self, *exc):
         self._container.close()
 
-    def demux(self, stream):
-        for k, packet in enumerate(self._container.demux(stream)):
+    def demux(self, *streams):
+        counts: dict[int, int] = {}  # packets seen so far, per stream
+        for packet in self._container.demux(*streams):
+            k = counts[packet.stream.index] = counts.get(packet.stream.index, -1) + 1
             damaged = packet.size and k >= self._after and (self._until is None or k < self._until)
-            yield _BadPacket(self._error) if damaged else packet
+            yield _BadPacket(self._error, packet.stream) if damaged else packet
 
 
 def _breaking_open(monkeypatch, module, after: int, error: Exception, until: int | None = None) -> None:
