@@ -109,3 +109,20 @@ def close_pools() -> None:
 
 
 atexit.register(close_pools)
+
+
+def thread_settings() -> dict:
+    """The thread limits of this process (what :func:`init_worker` set in a worker), for checks."""
+    import cv2
+
+    from helpers import media
+
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = {f"{i['internal_api']}:{Path(i['filepath']).name}": i["num_threads"] for i in threadpool_info()}
+    except ImportError:  # pragma: no cover
+        blas = {}
+    return {"ffmpeg": media.DECODER_THREADS, "opencv": cv2.getNumThreads(), "blas": blas,
+            **{name: os.environ.get(name) for name in THREAD_VARIABLES},
+            "modules": sorted({m.split(".")[0] for m in sys.modules})}
