@@ -64,8 +64,10 @@ test: $(STAMP)
 smoke: $(STAMP)
 	KERAS_BACKEND=tensorflow $(VENV)/bin/vgenre run --profile smoke
 
+# The repository root is served (run folders under runs/ open too); Lab opens at notebooks/.
 lab: $(STAMP)
-	KERAS_BACKEND=tensorflow $(VENV)/bin/jupyter lab notebooks/
+	KERAS_BACKEND=tensorflow $(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+		--ServerApp.default_url=/lab/tree/notebooks
 
 # TensorFlow must be absent: the run proves that nothing in the package or the notebooks needs it.
 define require_no_tensorflow

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,11 +116,33 @@ def run_series(profile: str = "default", only: list[str] | None = None, out: Pat
         except Exception as exc:  # papermill raises PapermillExecutionError and friends
             result = NotebookResult(book.name, "failed", time.perf_counter() - start,
                                     read_metrics(out, book.name), _failing_cell(exc))
+        sign_notebook(out / book.name)
         results.append(result)
         _write_summary(summary_path, prof.name, results, books[0].parent, parameters)
         if result.status != "ok":
             break
     return out, results
+
+
+def sign_notebook(path: Path) -> bool:
+    """Sign an executed notebook so Jupyter trusts it on this machine (its widgets and HTML render).
+
+    Jupyter keeps the signatures of notebooks it trusts in a database under the user's Jupyter data
+    folder; a notebook executed by papermill is not in it until signed. Elsewhere, trust it with
+    ``jupyter trust FILE``. Returns False (with a warning) when the database cannot be written.
+    """
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    if not path.exists():
+        return False
+    try:
+        NotebookNotary().sign(nbformat.read(path, as_version=4))
+        return True
+    except Exception as exc:  # a read-only home or a broken database must not fail the run
+        warnings.warn(f"{path}: not signed as trusted ({exc.__class__.__name__}: {exc}); run `jupyter trust "
+                      f"{path}` to see its widgets", stacklevel=2)
+        return False
 
 
 def _write_summary(path: Path, profile: str, results: list[NotebookResult], folder: Path, parameters: dict) -> None:
