@@ -82,22 +82,31 @@ class AudioSink:
 
     :func:`decode_audio` feeds it from the audio stream alone; :func:`helpers.frames.decode_video`
     feeds it while it reads the video, so a clip's file is read once for both.
+
+    With a *consumer*, the samples are handed to it as they come and not kept (a long file's
+    audio is then never in memory whole); :meth:`result` then returns no samples.
     """
 
-    def __init__(self, sr: int):
-        self.sr, self.chunks = sr, []
+    def __init__(self, sr: int, consumer=None):
+        self.sr, self.chunks, self.consumer, self.n = sr, [], consumer, 0
         self.resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
 
     def add(self, frame: av.AudioFrame | None) -> None:
         """Resample one decoded *frame* (None flushes the resampler)."""
-        self.chunks += [out.to_ndarray().reshape(-1) for out in self.resampler.resample(frame)]
+        for out in self.resampler.resample(frame):
+            samples = out.to_ndarray().reshape(-1)
+            self.n += len(samples)
+            if self.consumer is not None:
+                self.consumer(samples)
+            else:
+                self.chunks.append(samples)
 
     def result(self, path: Path, decoder: StreamDecoder, duration: float | None) -> DecodedAudio:
         """The samples, checked against the damaged-stream rule (raises :class:`MediaError`)."""
         self.add(None)
         y = np.concatenate(self.chunks).astype(np.float32) if self.chunks else np.zeros(0, np.float32)
-        share = check_decoded(path, "audio", len(y) / self.sr, duration)
-        return DecodedAudio(y, self.sr, duration, len(y) / self.sr, share, decoder.skipped)
+        share = check_decoded(path, "audio", self.n / self.sr, duration)
+        return DecodedAudio(y, self.sr, duration, self.n / self.sr, share, decoder.skipped)
 
 
 def load_audio(path: str | Path, sr: int = 22050) -> np.ndarray | None:
@@ -251,13 +260,72 @@ def frame_audio_features(y: np.ndarray | None, sr: int, timestamps: np.ndarray, 
     features : float32 ``[len(timestamps), n_mels]`` in dB
     has_audio : bool
     """
-    timestamps = np.asarray(timestamps, np.float64)
     if y is None or len(y) < hop_length:
         return np.zeros((len(timestamps), n_mels), np.float32), False
     S_db = log_mel_spectrogram(y, sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
-    cols = S_db.shape[1]
+    return step_means(S_db, sr, timestamps, fps, hop_length=hop_length), True
+
+
+def step_means(S_db: np.ndarray, sr: int, timestamps: np.ndarray, fps: float, *, hop_length: int = 512
+               ) -> np.ndarray:
+    """The mean spectrogram column over ``[t, t + 1/fps)`` for each time *t*: ``[len(timestamps), n_mels]``."""
+    timestamps = np.asarray(timestamps, np.float64)
+    n_mels, cols = S_db.shape
     start = np.clip((timestamps * sr / hop_length).round().astype(int), 0, cols - 1)
     stop = np.clip(((timestamps + 1.0 / fps) * sr / hop_length).round().astype(int), start + 1, cols)
-    csum = np.concatenate([np.zeros((n_mels, 1), np.float64), np.cumsum(S_db, axis=1, dtype=np.float64)], axis=1)
-    feats = (csum[:, stop] - csum[:, start]) / (stop - start)
-    return feats.T.astype(np.float32), True
+    out = np.empty((len(timestamps), n_mels), np.float32)
+    for k in range(0, len(timestamps), 2048):  # blocks of steps: a long soundtrack's sums stay small
+        a, b = start[k:k + 2048], stop[k:k + 2048]
+        lo, hi = int(a.min()), int(b.max())
+        csum = np.concatenate([np.zeros((n_mels, 1)), np.cumsum(S_db[:, lo:hi], axis=1, dtype=np.float64)], axis=1)
+        out[k:k + 2048] = ((csum[:, b - lo] - csum[:, a - lo]) / (b - a)).T
+    return out
+
+
+class StreamingLogMel:
+    """The log-mel spectrogram of :func:`log_mel_spectrogram`, computed as the samples come.
+
+    Feed samples in order with :meth:`add`; :meth:`finish` returns the ``[n_mels, frames]``
+    spectrogram, the same columns as for the whole signal at once (centred frames, zero padding
+    at both ends) while holding only ``n_fft`` samples between calls. A two-hour soundtrack at
+    22 050 Hz is 635 MB of float32 samples and its STFT several GB; its log-mel is 80 MB.
+    """
+
+    def __init__(self, sr: int, *, n_fft: int = 2048, hop_length: int = 512, n_mels: int = 64):
+        import librosa
+
+        self.sr, self.n_fft, self.hop, self.n_mels = sr, n_fft, hop_length, n_mels
+        self.filters = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
+        self.buffer = np.zeros(n_fft // 2, np.float32)  # the zero padding before the first frame
+        self.start = -(n_fft // 2)  # sample index of buffer[0]
+        self.n, self.columns = 0, []
+
+    def add(self, samples: np.ndarray) -> None:
+        """Take the next *samples*; compute every frame they complete."""
+        self.n += len(samples)
+        self.buffer = np.concatenate([self.buffer, np.asarray(samples, np.float32)])
+        self._frames()
+
+    def _frames(self) -> None:
+        import librosa
+
+        usable = len(self.buffer) - self.n_fft
+        if usable < 0:
+            return
+        k = usable // self.hop + 1  # whole frames in the buffer
+        seg = self.buffer[: (k - 1) * self.hop + self.n_fft]
+        S = np.abs(librosa.stft(seg, n_fft=self.n_fft, hop_length=self.hop, center=False)) ** 2
+        self.columns.append(librosa.power_to_db(self.filters @ S, ref=1.0, top_db=None).astype(np.float32))
+        self.buffer = self.buffer[k * self.hop:]
+        self.start += k * self.hop
+
+    def finish(self) -> np.ndarray:
+        """The spectrogram of everything added: ``1 + n // hop_length`` columns, as librosa gives."""
+        total = 1 + self.n // self.hop
+        done = sum(c.shape[1] for c in self.columns)
+        if done < total:  # the last frames reach into the zero padding after the signal
+            need = (total - done - 1) * self.hop + self.n_fft - len(self.buffer)
+            self.buffer = np.concatenate([self.buffer, np.zeros(max(0, need), np.float32)])
+            self._frames()
+        S_db = np.concatenate(self.columns, axis=1) if self.columns else np.zeros((self.n_mels, 0), np.float32)
+        return S_db[:, :total]

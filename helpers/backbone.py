@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -152,10 +152,24 @@ def load_backbone(profile: str | Profile = "default", *, weights: str | Path | N
     precision = resolve_precision(precision)
     key = settings_key(backbone_key(status.weights_id, size, precision))
     if key not in _BACKBONES:
-        if not status.pretrained and verbose:
-            warnings.warn(status.message, stacklevel=2)
         _BACKBONES[key] = Backbone(size, status, precision)
+    if not status.pretrained and verbose:
+        announce_weights(status)
     return _BACKBONES[key]
+
+
+_ANNOUNCED: set[str] = set()
+
+
+def announce_weights(status) -> None:
+    """Say once per process, on standard error, that the backbone runs without pretrained weights.
+
+    Once: a notebook loads the backbone in several places, and the message is the same each time.
+    A log record, not a Python warning, so it names no temporary file of a notebook cell.
+    """
+    if status.message not in _ANNOUNCED:
+        _ANNOUNCED.add(status.message)
+        logging.getLogger(__name__).warning(status.message)
 
 
 def build_softmax_head(n_features: int = POOL_DIM, n_classes: int = len(GENRES), *, mean=None, variance=None):

@@ -4,6 +4,7 @@ The series' models are Keras 3 code and run on TensorFlow, JAX or PyTorch, chose
 ``KERAS_BACKEND`` (or ``vgenre --backend``) before Keras is first imported. The few things that
 differ between backends live here, each with one branch per backend:
 
+* :func:`quiet_start` - imports Keras and its backend with their start-up chatter filtered out;
 * :func:`describe`, :func:`list_devices` - the backend, its version and the devices Keras sees
   (notebook 00, summaries);
 * :func:`training_scope` - several GPUs: ``keras.distribution.DataParallel`` on JAX,
@@ -18,12 +19,76 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
+import re
+import sys
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from typing import Iterator
 
 import numpy as np
 
 _PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy"}
+
+
+# Lines TensorFlow and XLA write straight to file descriptor 2 while they start, before their
+# logging is set up (so TF_CPP_MIN_LOG_LEVEL cannot hide them): informational, or about CUDA on a
+# machine without it. Anything else written meanwhile is passed on.
+START_UP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|oneDNN custom operations|cudart_stub\.cc|"
+    r"cpu_feature_guard\.cc|To enable the following instructions|rebuild TensorFlow with the appropriate|"
+    r"failed call to cuInit|Unable to register cu(FFT|DNN|BLAS) factory|computation placer already registered|"
+    r"TF-TRT Warning|external/local_xla/xla/stream_executor/cuda")
+
+
+def start_up_lines(text: str) -> str:
+    """*text* without the start-up noise lines of :data:`START_UP_NOISE`."""
+    return "".join(line for line in text.splitlines(keepends=True) if not START_UP_NOISE.search(line))
+
+
+@contextlib.contextmanager
+def _filtered_fd2() -> Iterator[None]:
+    """Send what is written to file descriptor 2 to a file meanwhile, then pass on all but the noise."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable descriptor 2: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            rest = start_up_lines(capture.read().decode("utf-8", "replace"))
+            if rest:
+                sys.stderr.write(rest)
+                sys.stderr.flush()
+
+
+def quiet_start() -> None:
+    """Import Keras and its backend, and let the backend find its devices, without the start-up lines
+    TensorFlow prints (oneDNN, CPU instructions, "failed call to cuInit" on machines without CUDA).
+
+    Call it before anything imports Keras (:func:`helpers.start_run` and the ``vgenre`` command do);
+    afterwards it does nothing. Errors and warnings that are not start-up chatter still show.
+    """
+    if "keras" in sys.modules:
+        return
+    # TensorFlow's own INFO and WARNING logs: read once, as it starts; the environment is left as it was
+    before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        with _filtered_fd2():
+            import keras
+
+            keras.ops.convert_to_tensor(np.zeros(1, np.float32))  # the devices are set up (CUDA or not) here
+    finally:
+        if before is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
 
 def backend_name() -> str:

@@ -12,7 +12,9 @@ from helpers.config import PROFILE_NAMES
 
 
 def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from helpers.backends import quiet_start
+
+    quiet_start()
 
 
 def cmd_synth(args) -> int:
@@ -84,7 +86,7 @@ def cmd_features(args) -> int:
         raise ManifestError(f"{manifest}: manifest lists no clips (header only); add rows or make one with "
                             "`vgenre curate FOLDER`")
     check_genres(rows, manifest)
-    backbone = load_backbone(ctx.profile, weights=args.weights, precision=args.precision)
+    backbone = load_backbone(ctx.profile, weights=args.weights, precision=args.precision, verbose=False)
     print(backbone.status.message, file=sys.stderr)
     records = extract_features(rows, backbone, ctx.profile, root=cache_dir(ctx.data_dir), shard=shard,
                                workers=args.workers)
@@ -126,7 +128,7 @@ def cmd_predict(args) -> int:
     _quiet_tensorflow()
     model_dir = Path(args.model) if args.model else default_model_dir(args.profile)
     print(f"using the model {model_dir}", file=sys.stderr)
-    predictor = Predictor(model_dir)
+    predictor = Predictor(model_dir, weights=args.weights)
     failures = 0
     for video in args.videos:
         try:
@@ -143,7 +145,7 @@ def cmd_run(args) -> int:
     from helpers.manifest import read_manifest
     from helpers.runner import run_series
 
-    _quiet_tensorflow()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the kernels inherit it; this process needs no Keras
     if args.manifest:
         read_manifest(args.manifest)  # a missing or unreadable manifest fails here, not in a notebook
     out, results = run_series(args.profile, only=args.only, out=args.out, update_figures=args.update_figures,
@@ -223,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model directory (default: runs/<profile>/models/late_fusion_seed<first seed>)")
     profile_arg(p)
     p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    p.add_argument("--weights", help="InceptionV3 weights file the model was trained with (else VGENRE_WEIGHTS, "
+                                     "else what the model folder records)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("run", help="execute the notebook series with papermill")

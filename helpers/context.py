@@ -107,6 +107,9 @@ def start_run(notebook: str = "interactive", *, profile: str | Profile = "defaul
     figures_dir : also save every figure there; empty: only in the run folder
     verbose : print :meth:`RunContext.describe`
     """
+    from helpers.backends import quiet_start
+
+    quiet_start()
     prof = get_profile(profile)
     ctx = RunContext(
         notebook=str(notebook), profile=prof,

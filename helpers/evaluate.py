@@ -128,14 +128,17 @@ class Prediction:
 class Predictor:
     """Classify video files with a trained model directory.
 
-    Decodes and samples each file once, extracts pool and audio features with the backbone the
+    Decodes and samples each file once (streaming: memory does not grow with its length beyond
+    the per-frame features), extracts pool and audio features with the backbone the
     model was trained on, classifies sliding windows of ``seq_len`` frames (half-overlapping) and
     averages them into the clip's probabilities. Clips shorter than one window are padded.
     A clip without audio, or whose audio cannot be decoded, goes to the video branch alone (fusion
     models), and the note says so. ``duration`` is the seconds the file declares.
     """
 
-    def __init__(self, model_dir: str | Path):
+    WINDOWS_PER_BATCH = 64
+
+    def __init__(self, model_dir: str | Path, *, weights: str | Path | None = None):
         from helpers.backbone import Backbone
         from helpers.train import load_model_dir
         from helpers.weights import WeightsError, random_status, resolve_weights
@@ -149,26 +152,29 @@ class Predictor:
         self.fps = float(cfg.get("fps", self.profile.sample_fps))
         weights_id = feats.get("weights", random_status().weights_id)
         size = int(feats.get("input_size", self.profile.input_size))
-        if weights_id == random_status().weights_id and not os.environ.get("VGENRE_WEIGHTS"):
+        if weights_id == random_status().weights_id and not (weights or os.environ.get("VGENRE_WEIGHTS")):
             status = random_status(self.profile.name)
-        else:
-            status = resolve_weights(self.profile)
+        else:  # a file named by *weights* or VGENRE_WEIGHTS, as in every command, must be the trained-on one
+            status = resolve_weights(self.profile, weights)
             if status.weights_id != weights_id:
                 raise WeightsError(f"{self.model_dir}: trained on backbone weights {weights_id}, but the weights "
                                    f"found now are {status.weights_id} ({status.path or 'random'}); set "
-                                   "VGENRE_WEIGHTS to the file used in training, or unset it")
+                                   "--weights or VGENRE_WEIGHTS to the file used in training, or unset it")
         self.backbone = Backbone(size, status, feats.get("precision", "float32"))
         self.video_only = self.trained.branch("video") if "video" in cfg.get("parts", {}) else None
 
     def predict_file(self, path: str | Path) -> Prediction:
         """Classify one file; raises :class:`helpers.media.MediaError` for a bad one."""
-        from helpers.features import clip_features, clip_inputs
+        from helpers.features import clip_features, clip_inputs, softmax_features
+        from helpers.frames import sliding_starts
 
-        f = clip_features(path, self.backbone, self.profile)
+        takes = set(get_method(self.trained.method).inputs)
+        if self.video_only is not None:
+            takes |= set(get_method(self.video_only.method).inputs)
+        f = clip_features(path, self.backbone, self.profile, thumbs="thumbs" in takes)
         stride = max(1, self.seq_len // 2)
-        inputs = clip_inputs(f["pool"], f["audio"], f["thumbs"], self.seq_len, head=self.trained.head,
-                             policy="sliding", stride=stride)
-        mask = inputs["mask"]
+        video = softmax_features(self.trained.head, f["pool"]) if self.trained.head is not None else f["pool"]
+        starts = sliding_starts(len(video), self.seq_len, stride)
         model, note = self.trained, ""
         if not f["has_audio"]:
             why = f"audio cannot be decoded ({f['audio_error']})" if f["audio_error"] else "no audio track"
@@ -176,16 +182,20 @@ class Predictor:
                 model, note = self.video_only, f"{why}: classified by the video branch alone"
             elif "audio" in get_method(self.trained.method).inputs:
                 note = f"{why}: the model saw silence in place of audio"
-        probs = model.predict(inputs)
-        weights = mask.sum(1) / mask.sum()
-        clip = (probs * weights[:, None]).sum(0)
+        probs, steps = [], []
+        for k in range(0, len(starts), self.WINDOWS_PER_BATCH):  # a few windows at a time: bounded memory
+            inputs = clip_inputs(video, f["audio"], f["thumbs"], self.seq_len, policy="sliding",
+                                 starts=starts[k:k + self.WINDOWS_PER_BATCH])
+            probs.append(model.predict(inputs))
+            steps.append(inputs["mask"].sum(1))
+        probs, steps = np.concatenate(probs), np.concatenate(steps)
+        clip = (probs * (steps / steps.sum())[:, None]).sum(0)
         clip = clip / clip.sum()
         times = f["timestamps"]
         duration = f["duration"] or (float(times[-1] + 1.0 / self.fps) if len(times) else 0.0)
-        starts = np.arange(len(mask)) * stride
         return Prediction(str(path), GENRES[int(clip.argmax())],
                           {g: round(float(p), 6) for g, p in zip(GENRES, clip)}, bool(f["has_audio"]),
-                          timeline(probs, starts, self.seq_len, self.fps, duration), round(duration, 3), note)
+                          timeline(probs, np.asarray(starts), self.seq_len, self.fps, duration), round(duration, 3), note)
 
 
 def format_prediction(p: Prediction) -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from helpers.audio import frame_audio_features
+from helpers.audio import StreamingLogMel, frame_audio_features, step_means
 from helpers.config import GENRES, ConfigError, Profile, data_dir, get_profile
 from helpers.frames import decode_video, make_sequences
 from helpers.manifest import clip_path
@@ -220,17 +220,61 @@ def decode_clip(path: Path, profile: Profile, input_size: int, *, audio_optional
     return Decoded(frames, times, audio, has_audio, thumbs, audio_error)
 
 
-def clip_features(path: str | Path, backbone, profile: str | Profile) -> dict:
+def clip_features(path: str | Path, backbone, profile: str | Profile, *, chunk_frames: int = 256,
+                  thumbs: bool = True) -> dict:
     """All features of one clip, computed now (no cache): what ``vgenre predict`` uses.
 
     Audio that cannot be decoded does not stop it: ``has_audio`` is then False and ``audio_error``
-    says why; ``duration`` is the seconds the file declares (else the sampled span).
+    says why; ``duration`` is the seconds the file declares (else the sampled span). With
+    *thumbs* False (a model that does not take them) ``thumbs`` is None.
+
+    Memory does not grow with the file's length beyond the per-frame features: frames go through
+    the backbone *chunk_frames* at a time as they decode, into an array sized from the declared
+    duration, and the audio becomes its log-mel spectrogram as it decodes
+    (:class:`helpers.audio.StreamingLogMel`).
     """
+    from helpers.backbone import POOL_DIM
+
     prof = get_profile(profile)
-    d = decode_clip(Path(path), prof, backbone.input_size, audio_optional=True)
-    return {"pool": backbone.pool_features(d.frames, prof.batch_size), "audio": d.audio,
-            "timestamps": d.timestamps, "has_audio": d.has_audio, "thumbs": d.thumbs,
-            "audio_error": d.audio_error, "duration": media_duration(path)}
+    size, duration = backbone.input_size, media_duration(path)
+    pool = _Rows(int(np.ceil((duration or 0) * prof.sample_fps)) + 1, (POOL_DIM,), np.float32)
+    small = _Rows(pool.capacity, (THUMB_SIZE, THUMB_SIZE, 3), np.uint8) if thumbs else None
+
+    def frames_done(frames: np.ndarray) -> None:
+        pool.add(backbone.pool_features(frames, prof.batch_size))
+        if small is not None:
+            small.add(np.stack([cv2.resize(f, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
+                                for f in frames]))
+
+    mel = StreamingLogMel(prof.sr, n_fft=prof.n_fft, hop_length=prof.hop_length, n_mels=prof.n_mels)
+    video = decode_video(path, [(prof.sample_fps, (size, size))], audio_sr=prof.sr, audio_consumer=mel.add,
+                         frame_consumer=frames_done, chunk_frames=chunk_frames)
+    times = video.samples[0][1]
+    has_audio = video.audio is not None and mel.n >= prof.hop_length
+    audio = (step_means(mel.finish(), prof.sr, times, prof.sample_fps, hop_length=prof.hop_length) if has_audio
+             else np.zeros((len(times), prof.n_mels), np.float32))
+    return {"pool": pool.result(), "audio": audio, "timestamps": times, "has_audio": has_audio,
+            "thumbs": small.result() if small is not None else None, "audio_error": video.audio_error,
+            "duration": duration}
+
+
+class _Rows:
+    """Rows appended chunk by chunk into one array allocated up front (no copy of the whole at the end)."""
+
+    def __init__(self, capacity: int, shape: tuple, dtype):
+        self.capacity, self.n = max(1, capacity), 0
+        self.data = np.empty((self.capacity, *shape), dtype)
+
+    def add(self, rows: np.ndarray) -> None:
+        if self.n + len(rows) > len(self.data):  # more frames than the declared duration: grow
+            grown = np.empty((max(2 * len(self.data), self.n + len(rows)), *self.data.shape[1:]), self.data.dtype)
+            grown[:self.n] = self.data[:self.n]
+            self.data = grown
+        self.data[self.n:self.n + len(rows)] = rows
+        self.n += len(rows)
+
+    def result(self) -> np.ndarray:
+        return self.data[:self.n]
 
 
 def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root: Path | None = None,
@@ -445,18 +489,23 @@ def load_clips(rows: list[dict], records: list[dict]) -> ClipSet:
     return ClipSet(pool, audio, thumbs, np.array(has_audio, bool), np.array(y, int), meta)
 
 
-def clip_inputs(pool: np.ndarray, audio: np.ndarray, thumbs: np.ndarray, seq_len: int, *, head=None,
-                policy: str = "pad", stride: int | None = None) -> dict[str, np.ndarray]:
+def clip_inputs(pool: np.ndarray, audio: np.ndarray, thumbs: np.ndarray | None, seq_len: int, *, head=None,
+                policy: str = "pad", stride: int | None = None, starts: list[int] | None = None
+                ) -> dict[str, np.ndarray]:
     """The model inputs of one clip: windows of *seq_len* steps of ``video``, ``audio`` and ``thumbs``
     with their ``mask``, cut by :func:`helpers.frames.make_sequences` (*policy* ``pad``: one window;
-    ``sliding``: one every *stride* steps). With a retrained *head*, ``video`` holds its softmax
-    features in place of the pool features. This is the one place a clip's model inputs are built.
+    ``sliding``: one every *stride* steps, or only those at *starts*). With a retrained *head*,
+    ``video`` holds its softmax features in place of the pool features. This is the one place a
+    clip's model inputs are built.
     """
     video = softmax_features(head, pool) if head is not None else pool
-    windows, mask = make_sequences(video, seq_len, policy=policy, stride=stride)
-    return {"video": windows.astype(np.float32), "mask": mask,
-            "audio": make_sequences(audio, seq_len, policy=policy, stride=stride)[0].astype(np.float32),
-            "thumbs": make_sequences(thumbs, seq_len, policy=policy, stride=stride)[0]}
+    cut = dict(policy=policy, stride=stride, starts=starts)
+    windows, mask = make_sequences(video, seq_len, **cut)
+    inputs = {"video": windows.astype(np.float32), "mask": mask,
+              "audio": make_sequences(audio, seq_len, **cut)[0].astype(np.float32)}
+    if thumbs is not None:  # None: the model takes no thumbnails
+        inputs["thumbs"] = make_sequences(thumbs, seq_len, **cut)[0]
+    return inputs
 
 
 def sequence_inputs(clips: ClipSet, seq_len: int, *, head=None) -> dict[str, np.ndarray]:

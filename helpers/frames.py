@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -66,12 +66,18 @@ def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
 
 
 def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, int] | None]], *,
-                 audio_sr: int | None = None) -> DecodedVideo:
+                 audio_sr: int | None = None, audio_consumer: Callable[[np.ndarray], None] | None = None,
+                 frame_consumer: Callable[[np.ndarray], None] | None = None, chunk_frames: int = 256
+                 ) -> DecodedVideo:
     """Decode a clip once, sampling it for every ``(fps, size)`` request, and say how much decoded.
 
     With *audio_sr*, the audio track is decoded in the same pass over the file and resampled to
     mono at that rate (``audio``); an unusable audio track does not stop the video: its reason
     is kept in ``audio_error``.
+
+    For long files, consumers keep memory bounded: *frame_consumer* receives the sampled frames of
+    the first request *chunk_frames* at a time (they are then not kept: ``samples[0]`` holds only
+    their timestamps), and *audio_consumer* receives the resampled audio as it decodes.
 
     Sampling is that of :func:`sample_frames`. Packets FFmpeg cannot decode are skipped
     (``skipped_packets``); a stream that stops part-way (a truncated or damaged file) is kept
@@ -121,7 +127,7 @@ def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, in
         audio_decoder = sink = None
         if audio_sr and container.streams.audio:
             audio_decoder = StreamDecoder(path, container, container.streams.audio[0], what="audio")
-            sink = AudioSink(audio_sr)
+            sink = AudioSink(audio_sr, audio_consumer)
 
         def video_only():  # one read of the file: audio frames go to the sink as they come
             for owner, frame in demux_frames(container, [decoder] + ([audio_decoder] if sink else [])):
@@ -141,6 +147,9 @@ def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, in
                     kept[k].append(converted[size])
                     stamps[k].append(next_k[k] / fps)
                     next_k[k] += 1
+            if frame_consumer is not None and len(kept[0]) >= chunk_frames:
+                frame_consumer(np.stack(kept[0]))
+                kept[0] = []
             decoded = until
         if sink is not None:
             try:
@@ -149,7 +158,12 @@ def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, in
             except MediaError as exc:
                 audio_error = exc.reason
     share = check_decoded(path, "video", decoded, duration)
-    samples = [(np.stack(k), np.asarray(s, np.float64)) for k, s in zip(kept, stamps)]
+    if frame_consumer is not None:
+        if kept[0]:
+            frame_consumer(np.stack(kept[0]))
+        kept[0] = []
+    samples = [(np.stack(k) if k else np.zeros((0, 0, 0, 3), np.uint8), np.asarray(s, np.float64))
+               for k, s in zip(kept, stamps)]
     return DecodedVideo(samples, duration, decoded, share, decoder.skipped, audio, audio_error)
 
 
@@ -193,8 +207,19 @@ def sample_frames(path: str | Path, fps: float = 4.0, size: tuple[int, int] | No
     return sample_frames_multi(path, [(fps, size)])[0]
 
 
+def sliding_starts(n: int, length: int, stride: int) -> list[int]:
+    """First steps of the sliding windows over *n* steps: every *stride*, and one more for a tail
+    the last full window leaves out (see :func:`make_sequences`)."""
+    if stride < 1:
+        raise ValueError(f"stride must be at least 1, got {stride}")
+    starts = list(range(0, max(1, n - length + 1), stride))
+    if starts[-1] + length < n:
+        starts.append(starts[-1] + stride)
+    return starts
+
+
 def make_sequences(features: np.ndarray, length: int = 40, *, policy: str = "pad",
-                   stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   stride: int | None = None, starts: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cut per-frame *features* ``[n, ...]`` into windows of *length* steps, with a mask.
 
     Policies
@@ -202,7 +227,8 @@ def make_sequences(features: np.ndarray, length: int = 40, *, policy: str = "pad
     ``"pad"`` (one window): a clip shorter than *length* is padded with zeros at the end and the
     mask marks the real steps; a longer clip keeps *length* evenly spaced steps.
     ``"sliding"`` (timelines): windows start every *stride* steps (default *length*); the last
-    window is padded if the clip does not fill it.
+    window is padded if the clip does not fill it. *starts* picks some of those windows only
+    (:func:`sliding_starts`), so a long clip's windows can be made a few at a time.
 
     Returns
     -------
@@ -221,12 +247,7 @@ def make_sequences(features: np.ndarray, length: int = 40, *, policy: str = "pad
             return features[idx][None], np.ones((1, length), bool)
         starts = [0]
     elif policy == "sliding":
-        stride = stride or length
-        if stride < 1:
-            raise ValueError(f"stride must be at least 1, got {stride}")
-        starts = list(range(0, max(1, n - length + 1), stride))
-        if starts[-1] + length < n:
-            starts.append(starts[-1] + stride)
+        starts = sliding_starts(n, length, stride or length) if starts is None else list(starts)
     else:
         raise ValueError(f"policy must be 'pad' or 'sliding', got {policy!r}")
     windows = np.zeros((len(starts), length) + features.shape[1:], features.dtype)

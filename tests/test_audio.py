@@ -85,3 +85,22 @@ def test_bad_inputs_name_the_file(tmp_path, content, reason):
     with pytest.raises(MediaError, match=reason) as err:
         load_audio(path)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("seconds", [0.05, 0.2, 3.0])
+def test_streaming_log_mel_equals_the_whole_signal_at_once(seconds):
+    """Fed in uneven pieces (as a decoder hands them over), the streaming spectrogram has the
+    same columns as the one of the whole signal: what keeps `vgenre predict` bounded on long files."""
+    from helpers.audio import StreamingLogMel, log_mel_spectrogram
+
+    sr = 22050
+    rng = np.random.default_rng(1)
+    y = (0.3 * rng.normal(size=int(seconds * sr))).astype(np.float32)
+    mel = StreamingLogMel(sr, n_fft=2048, hop_length=512, n_mels=64)
+    cuts = np.sort(rng.integers(0, len(y), size=12))
+    for piece in np.split(y, cuts):
+        mel.add(piece)
+    whole = log_mel_spectrogram(y, sr, n_fft=2048, hop_length=512, n_mels=64)
+    streamed = mel.finish()
+    assert streamed.shape == whole.shape
+    assert np.abs(streamed - whole).max() < 1e-3

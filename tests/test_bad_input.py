@@ -133,6 +133,10 @@ def test_weights_setting_naming_a_missing_or_garbage_file(small_manifest, tiny_m
         env = {"VGENRE_WEIGHTS": str(weights)}
         _one_line_error(vgenre("features", "--profile", "smoke", "--manifest", small_manifest, env=env), str(weights))
         _one_line_error(vgenre("predict", damaged["good"], "--model", tiny_model, env=env), str(weights))
+        # the option behaves as the setting does, in both commands
+        _one_line_error(vgenre("features", "--profile", "smoke", "--manifest", small_manifest, "--weights", weights),
+                        str(weights))
+        _one_line_error(vgenre("predict", damaged["good"], "--model", tiny_model, "--weights", weights), str(weights))
 
 
 def test_manifest_errors(tmp_path):

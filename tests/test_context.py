@@ -28,7 +28,10 @@ def test_setup_cell_is_a_few_lines_and_reads_no_environment():
 
 
 def test_running_the_setup_cell_again_with_another_profile_switches_everything(tmp_path, capsys):
+    from helpers.backends import quiet_start
+
     parameters, setup = _cells(NOTEBOOK)
+    quiet_start()  # TensorFlow sets variables of its own as it loads; the run context sets none
     env_before = dict(os.environ)
     kernel: dict = {}
     exec(parameters, kernel)
@@ -79,3 +82,20 @@ def test_unknown_profile_is_refused():
 
     with pytest.raises(ConfigError, match="smoke, default, full"):
         start_run(profile="tiny", verbose=False)
+
+
+def test_backend_starts_without_its_start_up_chatter():
+    """`quiet_start` imports Keras with TensorFlow's start-up lines (oneDNN, cuInit...) filtered out,
+    and passes on anything else written meanwhile."""
+    import subprocess
+    import sys
+
+    from helpers.backends import START_UP_NOISE, start_up_lines
+
+    code = ("from helpers.backends import quiet_start; quiet_start(); import keras, numpy as np; "
+            "keras.layers.Dense(2)(np.zeros((1, 3))); import sys; print('still here', file=sys.stderr)")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    assert "still here" in err and not START_UP_NOISE.search(err), err
+    sample = ("I0000 port.cc:153] oneDNN custom operations are on.\nE0000 cuda_platform.cc:52] failed call to cuInit\n"
+              "ValueError: a real problem\n")
+    assert start_up_lines(sample) == "ValueError: a real problem\n"

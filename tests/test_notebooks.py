@@ -29,6 +29,20 @@ def test_every_notebook_runs_top_to_bottom(summary, smoke_run):
         assert (smoke_run / nb["notebook"]).exists() and nb["wall_s"] > 0
 
 
+def test_outputs_carry_no_start_up_noise_and_one_weights_notice(summary, smoke_run):
+    """What a student reads: no TensorFlow start-up lines, and the missing-weights notice once per
+    notebook at most, naming no temporary file of a cell."""
+    from helpers.backends import START_UP_NOISE
+
+    for nb in summary["notebooks"]:
+        cells = json.loads((smoke_run / nb["notebook"]).read_text())["cells"]
+        text = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c["outputs"]
+                       if o.get("output_type") == "stream")
+        assert not START_UP_NOISE.search(text), (nb["notebook"], START_UP_NOISE.search(text).group())
+        assert text.count("NO PRETRAINED WEIGHTS") <= 1, nb["notebook"]
+        assert "ipykernel_" not in text, nb["notebook"]
+
+
 def test_setup_reports_environment_and_backend(metrics, summary):
     from helpers.backends import describe
 

@@ -99,3 +99,22 @@ def test_predictor_on_a_small_late_fusion_model(tmp_path, videos):
     assert good.timeline and good.duration > 0
     silent = predictor.predict_file(videos["silent"])
     assert not silent.has_audio and "video branch alone" in silent.note
+
+
+def test_streamed_clip_features_equal_the_cached_path(videos):
+    """`predict` streams a clip through the backbone a few frames at a time; its features are those
+    `vgenre features` computes from the whole decoded clip, whatever the chunk size."""
+    import numpy as np
+
+    from helpers.backbone import load_backbone
+    from helpers.features import clip_features, decode_clip
+
+    prof = get_profile("smoke")
+    backbone = load_backbone(prof, verbose=False)
+    whole = decode_clip(videos["good"], prof, backbone.input_size, audio_optional=True)
+    for chunk in (3, 256):
+        f = clip_features(videos["good"], backbone, prof, chunk_frames=chunk)
+        assert f["has_audio"] and np.array_equal(f["timestamps"], whole.timestamps)
+        assert np.allclose(f["pool"], backbone.pool_features(whole.frames, prof.batch_size), atol=1e-4)
+        assert np.array_equal(f["thumbs"], whole.thumbs)
+        assert np.abs(f["audio"] - whole.audio).max() < 1e-2
