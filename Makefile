@@ -4,6 +4,9 @@
 #   make test-jax     JAX, TensorFlow not installed: the whole suite, smoke series included
 #   make test-torch   PyTorch (CPU), TensorFlow not installed: models, backbone, prediction, cross-backend
 #   make test-colab   the oldest supported set, Colab's (constraints-colab.txt): the smoke series
+# The browser check, in .venv:
+#   make test-browser Playwright drives Debian's Chromium against JupyterLab: the widgets of notebooks
+#                     02 and 03 react, an executed notebook shows its saved widgets (tests/test_browser.py)
 PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
 LOCK := constraints.txt
 COLAB_LOCK := constraints-colab.txt
@@ -22,7 +25,7 @@ TORCH_TESTS := $(wildcard tests/test_models.py tests/test_backbone_and_features.
                           tests/test_cross_backend.py)
 COLAB_TESTS := $(wildcard tests/test_notebooks.py tests/test_widgets.py)
 
-.PHONY: run test smoke lab test-jax test-torch test-colab clean-runs
+.PHONY: run test smoke lab test-jax test-torch test-colab test-browser clean-runs
 
 # A virtual environment: python, an up-to-date pip.
 VENVS := $(VENV) .venv-jax .venv-torch .venv-colab
@@ -86,6 +89,22 @@ test-torch: .venv-torch/.installed
 
 test-colab: .venv-colab/.installed
 	KERAS_BACKEND=tensorflow $(COLAB_PY) -m pytest -q $(COLAB_TESTS)
+
+# Playwright from the lock, in .venv; the browser is Debian's Chromium (Playwright's own download is
+# not used), installed with apt-get when missing.
+CHROMIUM := /usr/lib/chromium/chromium
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+$(VENV)/.browser: $(STAMP)
+	$(PY) -m pip install $(PIP_QUIET) -c $(LOCK) -e '.[browser]'
+	touch $@
+
+test-browser: $(VENV)/.browser
+	@if [ ! -x $(CHROMIUM) ]; then \
+		echo "$(CHROMIUM) is missing: installing Debian's chromium"; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; \
+	fi
+	VGENRE_BROWSER_TEST=1 KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m browser tests/test_browser.py
 
 clean-runs:
 	rm -rf runs/

@@ -24,24 +24,43 @@ def _png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+SLIDER_WIDTH = "270px"
+"""The width of every slider of the flipbooks and the explorer. Fixed, so a slider never shrinks to
+nothing beside its neighbours (it did at 1366 px with Lab's file browser open); rows of controls
+wrap instead."""
+
+
+def _fixed_layout(width: str | None = None):
+    """A layout that keeps its natural (or the given) width inside a flex row."""
+    import ipywidgets as widgets
+
+    return widgets.Layout(width=width, flex="0 0 auto") if width else widgets.Layout(flex="0 0 auto")
+
+
 def flipbook(frames: np.ndarray, fps: float = 4.0, *, description: str = ""):
     """A player that shows *frames* one after another at *fps*, with a slider to step by hand."""
     import ipywidgets as widgets
 
     pngs = [_png(f) for f in frames]
     image = widgets.Image(value=pngs[0], format="png", width=min(480, frames.shape[2] * 2))
-    play = widgets.Play(value=0, min=0, max=len(pngs) - 1, interval=int(1000 / fps), description=description)
-    slider = widgets.IntSlider(value=0, min=0, max=len(pngs) - 1, description="frame")
+    play = widgets.Play(value=0, min=0, max=len(pngs) - 1, interval=int(1000 / fps), description=description,
+                        layout=_fixed_layout())
+    slider = widgets.IntSlider(value=0, min=0, max=len(pngs) - 1, description="frame",
+                               style={"description_width": "initial"}, layout=_fixed_layout(SLIDER_WIDTH))
     widgets.jslink((play, "value"), (slider, "value"))
     slider.observe(lambda change: setattr(image, "value", pngs[change["new"]]), names="value")
-    return widgets.VBox([widgets.Label(description), widgets.HBox([play, slider]), image])
+    controls = widgets.HBox([play, slider], layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+    return widgets.VBox([widgets.Label(description), controls, image],
+                        layout=widgets.Layout(flex="0 0 auto", margin="0 8px 8px 0"))
 
 
 def fps_flipbooks(clip_frames: dict[float, np.ndarray]):
-    """Side-by-side flipbooks of one clip sampled at several rates (the paper's human test)."""
+    """Flipbooks of one clip sampled at several rates (the paper's human test), side by side as far
+    as the page is wide, then on the next line."""
     import ipywidgets as widgets
 
-    return widgets.HBox([flipbook(f, fps, description=f"{fps:g} fps") for fps, f in clip_frames.items()])
+    return widgets.HBox([flipbook(f, fps, description=f"{fps:g} fps") for fps, f in clip_frames.items()],
+                        layout=widgets.Layout(flex_flow="row wrap"))
 
 
 def genre_quiz(clips: list[tuple[np.ndarray, str]], fps: float = 4.0):
@@ -96,10 +115,14 @@ def spectrogram_explorer(y: np.ndarray, sr: int):
         plt.close(fig)
         return buf.getvalue()
 
+    def slider(options, value, description):
+        return widgets.SelectionSlider(options=options, value=value, description=description,
+                                       style={"description_width": "initial"}, layout=_fixed_layout(SLIDER_WIDTH))
+
     sliders = {
-        "n_fft": widgets.SelectionSlider(options=[256, 512, 1024, 2048, 4096], value=2048, description="n_fft"),
-        "hop_length": widgets.SelectionSlider(options=[128, 256, 512, 1024], value=512, description="hop"),
-        "n_mels": widgets.SelectionSlider(options=[16, 32, 64, 128], value=64, description="n_mels"),
+        "n_fft": slider([256, 512, 1024, 2048, 4096], 2048, "n_fft"),
+        "hop_length": slider([128, 256, 512, 1024], 512, "hop"),
+        "n_mels": slider([16, 32, 64, 128], 64, "n_mels"),
     }
     image = widgets.Image(value=render(2048, 512, 64), format="png")
 
@@ -109,7 +132,8 @@ def spectrogram_explorer(y: np.ndarray, sr: int):
     for w in sliders.values():
         w.observe(redraw, names="value")
     player = widgets.HTML(Audio(y, rate=sr)._repr_html_())
-    return widgets.VBox([widgets.HBox(list(sliders.values())), image, player])
+    row = widgets.HBox(list(sliders.values()), layout=widgets.Layout(flex_flow="row wrap"))
+    return widgets.VBox([row, image, player])
 
 
 def uploaded_files(value) -> list[tuple[str, bytes]]:

@@ -64,7 +64,7 @@ COLAB = {"keras": "3.13.0", "numpy": "2.1.0", "librosa": "0.11.0", "ipywidgets":
 COLAB_BACKEND = {"tensorflow": "2.20.0"}
 PYTHONS = ("3.11", "3.12", "3.13")
 BACKENDS = ("tensorflow", "jax", "torch")
-LOCKED_EXTRAS = (*BACKENDS, "test", "lab")
+LOCKED_EXTRAS = (*BACKENDS, "test", "lab", "browser")
 
 
 def _project() -> dict:
