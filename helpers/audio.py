@@ -287,45 +287,56 @@ class StreamingLogMel:
 
     Feed samples in order with :meth:`add`; :meth:`finish` returns the ``[n_mels, frames]``
     spectrogram, the same columns as for the whole signal at once (centred frames, zero padding
-    at both ends) while holding only ``n_fft`` samples between calls. A two-hour soundtrack at
-    22 050 Hz is 635 MB of float32 samples and its STFT several GB; its log-mel is 80 MB.
+    at both ends). Samples wait until *block* frames can be computed at once (one short STFT per
+    block, about 3 s of sound by default), and the columns go into one growing array: a two-hour
+    soundtrack at 22 050 Hz is 635 MB of float32 samples and its STFT several GB; its log-mel is
+    80 MB, and that is about all this holds.
     """
 
-    def __init__(self, sr: int, *, n_fft: int = 2048, hop_length: int = 512, n_mels: int = 64):
+    def __init__(self, sr: int, *, n_fft: int = 2048, hop_length: int = 512, n_mels: int = 64, block: int = 128):
         import librosa
 
-        self.sr, self.n_fft, self.hop, self.n_mels = sr, n_fft, hop_length, n_mels
+        self.sr, self.n_fft, self.hop, self.n_mels, self.block = sr, n_fft, hop_length, n_mels, block
         self.filters = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
-        self.buffer = np.zeros(n_fft // 2, np.float32)  # the zero padding before the first frame
-        self.start = -(n_fft // 2)  # sample index of buffer[0]
-        self.n, self.columns = 0, []
+        self.pending = [np.zeros(n_fft // 2, np.float32)]  # the zero padding before the first frame
+        self.waiting = n_fft // 2  # samples in pending
+        self.n, self.done = 0, 0
+        self.columns = np.empty((n_mels, 4096), np.float32)
 
     def add(self, samples: np.ndarray) -> None:
-        """Take the next *samples*; compute every frame they complete."""
+        """Take the next *samples*; compute the frames of a full block once there is one."""
         self.n += len(samples)
-        self.buffer = np.concatenate([self.buffer, np.asarray(samples, np.float32)])
-        self._frames()
+        self.pending.append(np.asarray(samples, np.float32))
+        self.waiting += len(samples)
+        if self.waiting >= (self.block - 1) * self.hop + self.n_fft:
+            self._frames()
 
     def _frames(self) -> None:
         import librosa
 
-        usable = len(self.buffer) - self.n_fft
-        if usable < 0:
+        buffer = np.concatenate(self.pending)
+        if len(buffer) < self.n_fft:
+            self.pending, self.waiting = [buffer], len(buffer)
             return
-        k = usable // self.hop + 1  # whole frames in the buffer
-        seg = self.buffer[: (k - 1) * self.hop + self.n_fft]
-        S = np.abs(librosa.stft(seg, n_fft=self.n_fft, hop_length=self.hop, center=False)) ** 2
-        self.columns.append(librosa.power_to_db(self.filters @ S, ref=1.0, top_db=None).astype(np.float32))
-        self.buffer = self.buffer[k * self.hop:]
-        self.start += k * self.hop
+        k = (len(buffer) - self.n_fft) // self.hop + 1  # whole frames in the buffer
+        S = np.abs(librosa.stft(buffer[: (k - 1) * self.hop + self.n_fft], n_fft=self.n_fft, hop_length=self.hop,
+                                center=False)) ** 2
+        cols = librosa.power_to_db(self.filters @ S, ref=1.0, top_db=None)
+        if self.done + k > self.columns.shape[1]:  # grow by doubling: amortised, no list of pieces
+            grown = np.empty((self.n_mels, max(2 * self.columns.shape[1], self.done + k)), np.float32)
+            grown[:, :self.done] = self.columns[:, :self.done]
+            self.columns = grown
+        self.columns[:, self.done:self.done + k] = cols
+        self.done += k
+        rest = buffer[k * self.hop:].copy()  # a copy: the block's buffer is freed
+        self.pending, self.waiting = [rest], len(rest)
 
     def finish(self) -> np.ndarray:
         """The spectrogram of everything added: ``1 + n // hop_length`` columns, as librosa gives."""
         total = 1 + self.n // self.hop
-        done = sum(c.shape[1] for c in self.columns)
-        if done < total:  # the last frames reach into the zero padding after the signal
-            need = (total - done - 1) * self.hop + self.n_fft - len(self.buffer)
-            self.buffer = np.concatenate([self.buffer, np.zeros(max(0, need), np.float32)])
+        self._frames()
+        if self.done < total:  # the last frames reach into the zero padding after the signal
+            need = (total - self.done - 1) * self.hop + self.n_fft - self.waiting
+            self.pending.append(np.zeros(max(0, need), np.float32))
             self._frames()
-        S_db = np.concatenate(self.columns, axis=1) if self.columns else np.zeros((self.n_mels, 0), np.float32)
-        return S_db[:, :total]
+        return self.columns[:, :total].copy()
