@@ -290,10 +290,11 @@ class StreamingLogMel:
     at both ends). Samples wait until *block* frames can be computed at once (one short STFT per
     block, about 3 s of sound by default), and the columns go into one growing array: a two-hour
     soundtrack at 22 050 Hz is 635 MB of float32 samples and its STFT several GB; its log-mel is
-    80 MB, and that is about all this holds.
+    80 MB, and that is about all this holds (given the duration as *seconds*, the array is sized once).
     """
 
-    def __init__(self, sr: int, *, n_fft: int = 2048, hop_length: int = 512, n_mels: int = 64, block: int = 128):
+    def __init__(self, sr: int, *, n_fft: int = 2048, hop_length: int = 512, n_mels: int = 64, block: int = 128,
+                 seconds: float | None = None):
         import librosa
 
         self.sr, self.n_fft, self.hop, self.n_mels, self.block = sr, n_fft, hop_length, n_mels, block
@@ -301,7 +302,8 @@ class StreamingLogMel:
         self.pending = [np.zeros(n_fft // 2, np.float32)]  # the zero padding before the first frame
         self.waiting = n_fft // 2  # samples in pending
         self.n, self.done = 0, 0
-        self.columns = np.empty((n_mels, 4096), np.float32)
+        # room for *seconds* of sound (the declared duration) up front: no regrowth, no copy at the end
+        self.columns = np.empty((n_mels, int((seconds or 0) * sr) // hop_length + 2 if seconds else 4096), np.float32)
 
     def add(self, samples: np.ndarray) -> None:
         """Take the next *samples*; compute the frames of a full block once there is one."""
@@ -339,4 +341,4 @@ class StreamingLogMel:
             need = (total - self.done - 1) * self.hop + self.n_fft - self.waiting
             self.pending.append(np.zeros(max(0, need), np.float32))
             self._frames()
-        return self.columns[:, :total].copy()
+        return self.columns[:, :total]

@@ -246,7 +246,8 @@ def clip_features(path: str | Path, backbone, profile: str | Profile, *, chunk_f
             small.add(np.stack([cv2.resize(f, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
                                 for f in frames]))
 
-    mel = StreamingLogMel(prof.sr, n_fft=prof.n_fft, hop_length=prof.hop_length, n_mels=prof.n_mels)
+    mel = StreamingLogMel(prof.sr, n_fft=prof.n_fft, hop_length=prof.hop_length, n_mels=prof.n_mels,
+                          seconds=duration)
     video = decode_video(path, [(prof.sample_fps, (size, size))], audio_sr=prof.sr, audio_consumer=mel.add,
                          frame_consumer=frames_done, chunk_frames=chunk_frames)
     times = video.samples[0][1]
