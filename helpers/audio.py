@@ -303,7 +303,8 @@ class StreamingLogMel:
         self.waiting = n_fft // 2  # samples in pending
         self.n, self.done = 0, 0
         # room for *seconds* of sound (the declared duration) up front: no regrowth, no copy at the end
-        self.columns = np.empty((n_mels, int((seconds or 0) * sr) // hop_length + 2 if seconds else 4096), np.float32)
+        self.columns = np.empty((n_mels, int(seconds * sr) // hop_length + 2 if seconds and seconds > 0 else 4096),
+                                np.float32)
 
     def add(self, samples: np.ndarray) -> None:
         """Take the next *samples*; compute the frames of a full block once there is one."""

@@ -55,7 +55,13 @@ def _filtered_fd2() -> Iterator[None]:
     except (OSError, ValueError, AttributeError):  # no usable descriptor 2: nothing to filter
         yield
         return
-    with tempfile.TemporaryFile(mode="w+b") as capture:
+    try:
+        capture = tempfile.TemporaryFile(mode="w+b")
+    except OSError:  # no room for a temporary file: start unfiltered
+        os.close(saved)
+        yield
+        return
+    with capture:
         os.dup2(capture.fileno(), 2)
         try:
             yield
@@ -70,8 +76,12 @@ def _filtered_fd2() -> Iterator[None]:
 
 
 def quiet_start() -> None:
-    """Import Keras and its backend, and let the backend find its devices, without the start-up lines
-    TensorFlow prints (oneDNN, CPU instructions, "failed call to cuInit" on machines without CUDA).
+    """Import Keras and its backend without the start-up lines TensorFlow prints (oneDNN, CPU
+    instructions, "failed call to cuInit" on machines without CUDA).
+
+    On TensorFlow it also lets the GPUs' memory grow as needed instead of taking it all at the first
+    operation, so the kernels of several open notebooks can share a GPU; JAX and PyTorch are only
+    imported (they touch no device here).
 
     Call it before anything imports Keras (:func:`helpers.start_run` and the ``vgenre`` command do);
     afterwards it does nothing. Errors and warnings that are not start-up chatter still show.
@@ -85,7 +95,13 @@ def quiet_start() -> None:
         with _filtered_fd2():
             import keras
 
-            keras.ops.convert_to_tensor(np.zeros(1, np.float32))  # the devices are set up (CUDA or not) here
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                for gpu in tf.config.list_physical_devices("GPU"):  # take GPU memory as needed, not all of it
+                    with contextlib.suppress(RuntimeError, ValueError):  # kernels of other notebooks share it
+                        tf.config.experimental.set_memory_growth(gpu, True)
+                tf.constant(0.0)  # CUDA is set up (or fails to be, on a CPU machine) here
     finally:
         if before is None:
             os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
@@ -142,7 +158,8 @@ def bfloat16_supported() -> bool:
     if name == "torch":
         import torch
 
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        return bool(torch.cuda.is_available()) and all(  # native only: is_bf16_supported() counts emulation
+            torch.cuda.get_device_capability(i) >= (8, 0) for i in range(torch.cuda.device_count()))
     if name == "jax":
         import jax
 

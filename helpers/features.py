@@ -237,7 +237,10 @@ def clip_features(path: str | Path, backbone, profile: str | Profile, *, chunk_f
 
     prof = get_profile(profile)
     size, duration = backbone.input_size, media_duration(path)
-    pool = _Rows(int(np.ceil((duration or 0) * prof.sample_fps)) + 1, (POOL_DIM,), np.float32)
+    # sized from the declared duration, trusted up to 4 hours (a bogus header must not reserve
+    # gigabytes); a longer or mis-declared file makes the arrays grow
+    planned = min(max(duration or 0.0, 0.0), 4 * 3600.0)
+    pool = _Rows(int(np.ceil(planned * prof.sample_fps)) + 1, (POOL_DIM,), np.float32)
     small = _Rows(pool.capacity, (THUMB_SIZE, THUMB_SIZE, 3), np.uint8) if thumbs else None
 
     def frames_done(frames: np.ndarray) -> None:
@@ -247,7 +250,7 @@ def clip_features(path: str | Path, backbone, profile: str | Profile, *, chunk_f
                                 for f in frames]))
 
     mel = StreamingLogMel(prof.sr, n_fft=prof.n_fft, hop_length=prof.hop_length, n_mels=prof.n_mels,
-                          seconds=duration)
+                          seconds=planned)
     video = decode_video(path, [(prof.sample_fps, (size, size))], audio_sr=prof.sr, audio_consumer=mel.add,
                          frame_consumer=frames_done, chunk_frames=chunk_frames)
     times = video.samples[0][1]

@@ -104,3 +104,18 @@ def test_streaming_log_mel_equals_the_whole_signal_at_once(seconds):
     streamed = mel.finish()
     assert streamed.shape == whole.shape
     assert np.abs(streamed - whole).max() < 1e-3
+
+
+@pytest.mark.parametrize("seconds", [None, 0.5, 3.0, -1.0])
+def test_streaming_log_mel_sized_from_a_duration_or_not(seconds):
+    """Sized up front from a declared duration (right, too short, missing or nonsense) or grown as the
+    samples come: the same spectrogram; and no samples at all give librosa's single column."""
+    from helpers.audio import StreamingLogMel, log_mel_spectrogram
+
+    sr = 16000
+    y = (0.2 * np.random.default_rng(2).normal(size=3 * sr)).astype(np.float32)
+    mel = StreamingLogMel(sr, n_fft=1024, hop_length=256, n_mels=32, block=8, seconds=seconds)
+    for piece in np.array_split(y, 97):
+        mel.add(piece)
+    assert np.abs(mel.finish() - log_mel_spectrogram(y, sr, n_fft=1024, hop_length=256, n_mels=32)).max() < 1e-3
+    assert StreamingLogMel(sr, n_fft=1024, hop_length=256, n_mels=32, seconds=seconds).finish().shape == (32, 1)

@@ -99,6 +99,12 @@ def test_predictor_on_a_small_late_fusion_model(tmp_path, videos):
     assert good.timeline and good.duration > 0
     silent = predictor.predict_file(videos["silent"])
     assert not silent.has_audio and "video branch alone" in silent.note
+    longer = write_clip(tmp_path / "longer.mp4", seconds=12.0, genre="Horror")
+    together = predictor.predict_file(longer)
+    predictor.WINDOWS_PER_BATCH = 2  # windows a few at a time (as for a long file): the same answer
+    in_batches = predictor.predict_file(longer)
+    assert len(together.timeline) > 2 and in_batches.timeline == together.timeline
+    assert all(abs(in_batches.probabilities[g] - together.probabilities[g]) < 1e-5 for g in GENRES)
 
 
 def test_streamed_clip_features_equal_the_cached_path(videos):
