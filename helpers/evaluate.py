@@ -42,6 +42,95 @@ def clip_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """A measured value with its 95% bootstrap interval over *n* test clips."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+    level: float = 0.95
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def _per_clip(correct) -> np.ndarray:
+    """``[clips]`` or ``[seeds, clips]`` of right/wrong as one score per clip (the mean over seeds)."""
+    c = np.asarray(correct, np.float64)
+    if c.ndim == 2:
+        c = c.mean(0)
+    if c.ndim != 1 or not len(c):
+        raise ValueError(f"expected right/wrong per test clip ([clips] or [seeds, clips]), got shape {c.shape}")
+    return c
+
+
+def accuracy_interval(correct, *, level: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> Estimate:
+    """Accuracy with a percentile bootstrap interval over test clips (``scipy.stats.bootstrap``).
+
+    *correct* holds 1 or 0 per clip, or ``[seeds, clips]`` for several training seeds (each clip then
+    scores the share of seeds that got it right, and the clips are resampled). The interval says how
+    much the accuracy could move with another draw of test clips of the same kind; the spread over
+    seeds is a different question (how much training varies) and is reported beside it.
+    """
+    from scipy.stats import bootstrap
+
+    c = _per_clip(correct)
+    if np.all(c == c[0]):  # every clip alike (all right, say): no resample differs
+        return Estimate(float(c[0]), float(c[0]), float(c[0]), len(c), level)
+    ci = bootstrap((c,), np.mean, confidence_level=level, n_resamples=n_resamples, method="percentile",
+                   random_state=np.random.default_rng(seed)).confidence_interval
+    return Estimate(float(c.mean()), float(ci.low), float(ci.high), len(c), level)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How result *a* compares with result *b*: ``ahead``, ``behind`` or ``not distinguishable``."""
+
+    word: str
+    a: str
+    b: str
+    difference: Estimate  # a minus b, with its interval
+    paired: bool
+
+    def sentence(self) -> str:
+        how = "the same" if self.paired else "their own"
+        if self.word == "not distinguishable":
+            return (f"{self.a} and {self.b} are not distinguishable with {self.difference.n} test clips "
+                    f"(difference {self.difference}, 95% interval over {how} clips)")
+        how_far = "ahead of" if self.word == "ahead" else "behind"
+        return (f"{self.a} is {how_far} {self.b} by {abs(self.difference.value):.3f} "
+                f"(difference {self.difference}, 95% interval over {how} {self.difference.n} test clips)")
+
+
+def compare(a_correct, b_correct, *, names: tuple[str, str] = ("A", "B"), level: float = 0.95,
+            n_resamples: int = 2000, seed: int = 0) -> Verdict:
+    """Compare two results on test clips: the verdict every sentence about a result comes from.
+
+    On the same clips (equal lengths) the clips are resampled together (a paired bootstrap of the
+    difference in accuracy), which sees a small but consistent gap that two separate intervals
+    would hide; on different clips each side is resampled on its own. The verdict is ``ahead`` when
+    the whole interval of the difference is above zero, ``behind`` when below, and ``not
+    distinguishable`` otherwise.
+    """
+    from scipy.stats import bootstrap
+
+    a, b = _per_clip(a_correct), _per_clip(b_correct)
+    paired = len(a) == len(b)
+    diff = float(a.mean() - b.mean())
+    if paired and np.all(a - b == (a - b)[0]):
+        low = high = diff
+    else:
+        data, stat = ((a, b), lambda x, y: np.mean(x) - np.mean(y))
+        ci = bootstrap(data, stat, paired=paired, vectorized=False, confidence_level=level,
+                       n_resamples=n_resamples, method="percentile",
+                       random_state=np.random.default_rng(seed)).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+    word = "ahead" if low > 0 else "behind" if high < 0 else "not distinguishable"
+    return Verdict(word, names[0], names[1], Estimate(diff, low, high, min(len(a), len(b)), level), paired)
+
+
 def predictions_table(meta: list[dict], y_true: np.ndarray, probs: np.ndarray):
     """One row per clip: path, true genre, predicted genre, confidence, correct (a DataFrame)."""
     import pandas as pd

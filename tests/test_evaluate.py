@@ -36,3 +36,40 @@ def test_timeline_windows_and_table():
                        {"start": 5.0, "end": 15.0, "genre": "Action", "confidence": 1.0}]
     table = predictions_table([{"path": "a.mp4"}, {"path": "b.mp4"}], np.array([3, 1]), probs)
     assert table.correct.tolist() == [True, False] and table.predicted.tolist() == ["Romance", "Action"]
+
+
+def test_accuracy_interval_matches_the_binomial_spread():
+    from helpers.evaluate import accuracy_interval
+
+    correct = np.r_[np.ones(90), np.zeros(30)]
+    est = accuracy_interval(correct)
+    half = 1.96 * np.sqrt(0.75 * 0.25 / 120)  # the normal approximation of a binomial proportion
+    assert est.value == 0.75 and est.n == 120 and est.low < 0.75 < est.high
+    assert abs((est.high - est.low) / 2 - half) < 0.02
+    assert str(est) == f"0.750 [{est.low:.3f}, {est.high:.3f}]"
+    assert accuracy_interval(np.ones(24)) == type(est)(1.0, 1.0, 1.0, 24)  # saturated: nothing to resample
+    seeds = np.stack([correct, correct[::-1], correct])  # [seeds, clips]: a clip scores its share of seeds
+    assert abs(accuracy_interval(seeds).value - 0.75) < 1e-12 and accuracy_interval(seeds).n == 120
+
+
+def test_compare_pairs_the_clips_and_words_the_verdict():
+    from helpers.evaluate import accuracy_interval, compare
+
+    rng = np.random.default_rng(3)
+    b = (rng.random(120) < 0.5).astype(int)
+    a = b.copy()
+    a[np.flatnonzero(b == 0)[:8]] = 1  # a gets 8 more clips right, and none fewer
+    paired = compare(a, b, names=("the LSTM", "frame averaging"))
+    assert paired.word == "ahead" and paired.paired and abs(paired.difference.value - 8 / 120) < 1e-12
+    assert paired.sentence().startswith("the LSTM is ahead of frame averaging by 0.067")
+    assert compare(b, a).word == "behind"
+    # the same gap seen through two separate intervals overlaps: only pairing the clips sees it
+    ia, ib = accuracy_interval(a), accuracy_interval(b)
+    assert ia.low < ib.high
+    assert compare(a, b[:100]).word == "not distinguishable" and not compare(a, b[:100]).paired
+    c = b.copy()
+    c[np.flatnonzero(b == 0)[0]], c[np.flatnonzero(b == 1)[0]] = 1, 0  # one clip won, one lost
+    tie = compare(c, b, names=("x", "y"))
+    assert tie.word == "not distinguishable" and tie.difference.value == 0
+    assert "not distinguishable with 120 test clips" in tie.sentence()
+    assert compare(b, b).word == "not distinguishable" and compare(b, b).difference.low == 0
