@@ -85,6 +85,25 @@ def test_results_table_is_complete_and_smoke_pipeline_is_accurate(metrics):
     assert max(m["test_acc_late_fusion"], m["test_acc_early_fusion"]) >= 0.6  # chance is 1/6
 
 
+def test_lstm_notebook_prints_the_verdicts_it_records(metrics, smoke_run):
+    """Notebook 05 words each comparison from the run's intervals: every accuracy sits inside its
+    interval, and each printed sentence carries the verdict the run recorded."""
+    m = metrics["05"]
+    for method in METHODS:
+        low, high = m[f"test_acc_{method}_ci"]
+        assert low <= m[f"test_acc_{method}"] <= high
+    cells = json.loads((smoke_run / "05_lstm_training.ipynb").read_text())["cells"]
+    printed = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c["outputs"])
+    lines = [line for line in printed.splitlines() if line.startswith("- ")]
+    keys = ("lstm_vs_single_frame", "lstm_vs_frame_average", "pool_vs_softmax", "fusion_vs_single_modality")
+    assert len(lines) == len(keys)
+    for key, line in zip(keys, lines):
+        word = m[f"verdict_{key}"]
+        assert word in ("ahead", "behind", "not distinguishable")
+        assert (" ahead of " in line if word == "ahead" else f" {word} " in line), (key, word, line)
+    assert "within 0.02" not in printed and "usually close" not in printed
+
+
 def test_error_analysis_measures(metrics):
     m = metrics["06"]
     for key in ("brightness_1_acc_lstm_pool", "fps_4_acc_lstm_pool", "hard_acc_late_fusion", "ece_lstm_pool",
