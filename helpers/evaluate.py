@@ -93,31 +93,36 @@ class Verdict:
     b: str
     difference: Estimate  # a minus b, with its interval
     paired: bool
+    sizes: tuple[int, int] = (0, 0)  # test clips behind a and b
 
     def sentence(self) -> str:
-        how = "the same" if self.paired else "their own"
+        clips = (f"the same {self.sizes[0]} test clips" if self.paired
+                 else f"each side's own test clips, {self.sizes[0]} and {self.sizes[1]}")
         if self.word == "not distinguishable":
-            return (f"{self.a} and {self.b} are not distinguishable with {self.difference.n} test clips "
-                    f"(difference {self.difference}, 95% interval over {how} clips)")
+            return (f"{self.a} and {self.b} are not distinguishable with these clips "
+                    f"(difference {self.difference}, 95% interval over {clips})")
         how_far = "ahead of" if self.word == "ahead" else "behind"
         return (f"{self.a} is {how_far} {self.b} by {abs(self.difference.value):.3f} "
-                f"(difference {self.difference}, 95% interval over {how} {self.difference.n} test clips)")
+                f"(difference {self.difference}, 95% interval over {clips})")
 
 
-def compare(a_correct, b_correct, *, names: tuple[str, str] = ("A", "B"), level: float = 0.95,
-            n_resamples: int = 2000, seed: int = 0) -> Verdict:
+def compare(a_correct, b_correct, *, names: tuple[str, str] = ("A", "B"), paired: bool = True,
+            level: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> Verdict:
     """Compare two results on test clips: the verdict every sentence about a result comes from.
 
-    On the same clips (equal lengths) the clips are resampled together (a paired bootstrap of the
-    difference in accuracy), which sees a small but consistent gap that two separate intervals
-    would hide; on different clips each side is resampled on its own. The verdict is ``ahead`` when
+    With *paired* (the default) both results are on the same clips, in the same order, and the clips
+    are resampled together (a paired bootstrap of the difference in accuracy), which sees a small but
+    consistent gap that two separate intervals would hide; ``paired=False`` is for results on
+    different clips (two different test sets), each resampled on its own. The verdict is ``ahead`` when
     the whole interval of the difference is above zero, ``behind`` when below, and ``not
     distinguishable`` otherwise.
     """
     from scipy.stats import bootstrap
 
     a, b = _per_clip(a_correct), _per_clip(b_correct)
-    paired = len(a) == len(b)
+    if paired and len(a) != len(b):
+        raise ValueError(f"paired results need the same clips: {names[0]} has {len(a)}, {names[1]} {len(b)}; "
+                         "pass paired=False for two different test sets")
     diff = float(a.mean() - b.mean())
     if paired and np.all(a - b == (a - b)[0]):
         low = high = diff
@@ -128,7 +133,8 @@ def compare(a_correct, b_correct, *, names: tuple[str, str] = ("A", "B"), level:
                        random_state=np.random.default_rng(seed)).confidence_interval
         low, high = float(ci.low), float(ci.high)
     word = "ahead" if low > 0 else "behind" if high < 0 else "not distinguishable"
-    return Verdict(word, names[0], names[1], Estimate(diff, low, high, min(len(a), len(b)), level), paired)
+    return Verdict(word, names[0], names[1], Estimate(diff, low, high, min(len(a), len(b)), level), paired,
+                   (len(a), len(b)))
 
 
 def predictions_table(meta: list[dict], y_true: np.ndarray, probs: np.ndarray):

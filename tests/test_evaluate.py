@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from helpers.config import GENRES
 from helpers.evaluate import clip_metrics, predictions_table, reliability, timeline
@@ -66,10 +67,13 @@ def test_compare_pairs_the_clips_and_words_the_verdict():
     # the same gap seen through two separate intervals overlaps: only pairing the clips sees it
     ia, ib = accuracy_interval(a), accuracy_interval(b)
     assert ia.low < ib.high
-    assert compare(a, b[:100]).word == "not distinguishable" and not compare(a, b[:100]).paired
+    assert compare(a, b[:100], paired=False).word == "not distinguishable" and not compare(a, b[:100], paired=False).paired
+    with pytest.raises(ValueError, match="paired=False"):
+        compare(a, b[:100])
     c = b.copy()
     c[np.flatnonzero(b == 0)[0]], c[np.flatnonzero(b == 1)[0]] = 1, 0  # one clip won, one lost
     tie = compare(c, b, names=("x", "y"))
     assert tie.word == "not distinguishable" and tie.difference.value == 0
-    assert "not distinguishable with 120 test clips" in tie.sentence()
+    assert "not distinguishable with these clips" in tie.sentence() and "the same 120 test clips" in tie.sentence()
+    assert "own test clips, 120 and 100" in compare(a, b[:100], paired=False).sentence()
     assert compare(b, b).word == "not distinguishable" and compare(b, b).difference.low == 0

@@ -60,6 +60,19 @@ def test_curation_finds_bad_files_and_splits_by_film(metrics):
     assert 0 <= m["leakage_grouped_split_acc"] <= 1 and 0 <= m["leakage_random_split_acc"] <= 1
 
 
+def test_leak_sentences_follow_the_recorded_verdicts(metrics, smoke_run):
+    """Notebooks 01 and 06 say "ahead", "behind" or "not distinguishable" as their runs recorded,
+    and 01 calls a gap the leak only when the random split is ahead."""
+    def printed(name):
+        cells = json.loads((smoke_run / name).read_text())["cells"]
+        return "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c["outputs"])
+
+    words = {"ahead": " is ahead of ", "behind": " is behind ", "not distinguishable": " not distinguishable "}
+    leak, text01 = metrics["01"]["leakage_verdict"], printed("01_data_curation.ipynb")
+    assert words[leak] in text01 and ("that gap is the leak" in text01) == (leak == "ahead")
+    assert words[metrics["06"]["split_verdict_lstm_pool"]] in printed("06_error_analysis.ipynb")
+
+
 def test_frame_rate_experiment(metrics):
     m = metrics["02"]
     assert m["flashes_caught_at_4fps"] >= m["flashes_caught_at_1fps"]
