@@ -70,7 +70,11 @@ def test_leak_sentences_follow_the_recorded_verdicts(metrics, smoke_run):
     words = {"ahead": " is ahead of ", "behind": " is behind ", "not distinguishable": " not distinguishable "}
     leak, text01 = metrics["01"]["leakage_verdict"], printed("01_data_curation.ipynb")
     assert words[leak] in text01 and ("that gap is the leak" in text01) == (leak == "ahead")
-    assert words[metrics["06"]["split_verdict_lstm_pool"]] in printed("06_error_analysis.ipynb")
+    text06 = printed("06_error_analysis.ipynb")
+    assert words[metrics["06"]["split_verdict_lstm_pool"]] in text06
+    dark = {"ahead": "darkening pushes predictions toward", "behind": "darkening pulls predictions away",
+            "not distinguishable": "cannot show a shift toward"}
+    assert dark[metrics["06"]["darkening_shift_verdict"]] in text06
 
 
 def test_frame_rate_experiment(metrics):
