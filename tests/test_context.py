@@ -27,9 +27,10 @@ def test_setup_cell_is_a_few_lines_and_reads_no_environment():
         assert "start_run(" in setup and "environ" not in setup and len(setup.splitlines()) <= 8, path.name
 
 
-def test_running_the_setup_cell_again_with_another_profile_switches_everything(tmp_path, capsys):
+def test_running_the_setup_cell_again_with_another_profile_switches_everything(tmp_path, capsys, monkeypatch):
     from helpers.backends import quiet_start
 
+    monkeypatch.setenv("VGENRE_RUNS_DIR", str(tmp_path / "runs"))  # not the session's smoke run
     parameters, setup = _cells(NOTEBOOK)
     quiet_start()  # TensorFlow sets variables of its own as it loads; the run context sets none
     env_before = dict(os.environ)
