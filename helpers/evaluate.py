@@ -100,10 +100,10 @@ class Verdict:
                  else f"each side's own test clips, {self.sizes[0]} and {self.sizes[1]}")
         if self.word == "not distinguishable":
             return (f"{self.a} and {self.b} are not distinguishable with these clips "
-                    f"(difference {self.difference}, 95% interval over {clips})")
+                    f"(difference {self.difference}, {self.difference.level:.0%} interval over {clips})")
         how_far = "ahead of" if self.word == "ahead" else "behind"
         return (f"{self.a} is {how_far} {self.b} by {abs(self.difference.value):.3f} "
-                f"(difference {self.difference}, 95% interval over {clips})")
+                f"(difference {self.difference}, {self.difference.level:.0%} interval over {clips})")
 
 
 def compare(a_correct, b_correct, *, names: tuple[str, str] = ("A", "B"), paired: bool = True,

@@ -211,13 +211,18 @@ def decode_clip(path: Path, profile: Profile, input_size: int, *, audio_optional
     """
     video = decode_video(path, [(profile.sample_fps, (input_size, input_size))], audio_sr=profile.sr)
     frames, times = video.samples[0]
-    thumbs = np.stack([cv2.resize(f, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA) for f in frames])
+    thumbs = thumbnails(frames)
     if video.audio_error and not audio_optional:
         raise MediaError(path, video.audio_error)
     y, audio_error = (video.audio.samples if video.audio is not None else None), video.audio_error
     audio, has_audio = frame_audio_features(y, profile.sr, times, profile.sample_fps, n_fft=profile.n_fft,
                                             hop_length=profile.hop_length, n_mels=profile.n_mels)
     return Decoded(frames, times, audio, has_audio, thumbs, audio_error)
+
+
+def thumbnails(frames: np.ndarray) -> np.ndarray:
+    """The 32x32 thumbnails the 3D CNN reads, one per sampled frame (``[n, 32, 32, 3]`` uint8)."""
+    return np.stack([cv2.resize(f, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA) for f in frames])
 
 
 def clip_features(path: str | Path, backbone, profile: str | Profile, *, chunk_frames: int = 256,
@@ -246,8 +251,7 @@ def clip_features(path: str | Path, backbone, profile: str | Profile, *, chunk_f
     def frames_done(frames: np.ndarray) -> None:
         pool.add(backbone.pool_features(frames, prof.batch_size))
         if small is not None:
-            small.add(np.stack([cv2.resize(f, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
-                                for f in frames]))
+            small.add(thumbnails(frames))
 
     mel = StreamingLogMel(prof.sr, n_fft=prof.n_fft, hop_length=prof.hop_length, n_mels=prof.n_mels,
                           seconds=planned)
