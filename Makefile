@@ -1,4 +1,5 @@
 # The README's two commands: `make run` (the whole series, default profile) and `make test`.
+# `make run` checks its metrics against references/<profile>.json when that file exists.
 # Both use .venv: TensorFlow, the locked versions of constraints.txt, the Jupyter kernel `vgenre`.
 # The backend checks, each in a virtual environment of its own that the target creates:
 #   make test-jax     JAX, TensorFlow not installed: the whole suite, smoke series included
@@ -58,8 +59,12 @@ $(STAMP): pyproject.toml $(LOCK) | $(PY)
 	$(call register_kernel,$(COLAB_PY))
 	touch $@
 
+# The run ends with `--check`: its metrics against the committed reference of the profile (a table of
+# what drifted, exit 1 on drift; README, section Reproducibility).
+REFERENCE = references/$(PROFILE).json
 run: $(STAMP)
-	KERAS_BACKEND=tensorflow $(VENV)/bin/vgenre run --profile $(PROFILE) --update-figures
+	KERAS_BACKEND=tensorflow $(VENV)/bin/vgenre run --profile $(PROFILE) --update-figures \
+		$(if $(wildcard $(REFERENCE)),--check $(REFERENCE))
 
 test: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -q

@@ -222,12 +222,12 @@ def train_softmax_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarr
     """
     import keras
 
-    from helpers.backends import training_scope
+    from helpers.backends import seed_everything, training_scope
     from helpers.train import training_callbacks
 
     out_dir = Path(out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(seed)
+    seed_everything(seed)
     mean, var = x_train.mean(0), x_train.var(0) + 1e-12
     rounds = max(1, steps // checkpoint_every)
     data = shuffled_batches(x_train, y_train, batch_size, checkpoint_every, seed)
@@ -259,7 +259,7 @@ def fine_tune_top_blocks(backbone: Backbone, head, frames: np.ndarray, labels: n
     """
     import keras
 
-    from helpers.backends import training_scope
+    from helpers.backends import seed_everything, training_scope
 
     names = [layer.name for layer in backbone.model.layers]
     if blocks_from not in names:
@@ -270,7 +270,7 @@ def fine_tune_top_blocks(backbone: Backbone, head, frames: np.ndarray, labels: n
     first = names.index(blocks_from)
     for i, layer in enumerate(copy.layers):
         layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
-    keras.utils.set_random_seed(seed)
+    seed_everything(seed)
     with training_scope():
         inputs = keras.Input((backbone.input_size, backbone.input_size, 3))
         model = keras.Model(inputs, head(copy(inputs, training=False)))

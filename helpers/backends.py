@@ -88,6 +88,8 @@ def quiet_start() -> None:
     """
     if "keras" in sys.modules:
         return
+    if "--xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):  # JAX on a GPU (seed_everything)
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_gpu_deterministic_ops=true".strip()
     # TensorFlow's own INFO and WARNING logs: read once, as it starts; the environment is left as it was
     before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -105,6 +107,34 @@ def quiet_start() -> None:
     finally:
         if before is None:
             os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and the backend, and ask the backend for deterministic operations.
+
+    With it, the same seed on the same machine and backend gives the same model and the same
+    metrics: TensorFlow's op determinism on GPUs (``tf.config.experimental.enable_op_determinism``,
+    which also orders tf.data), PyTorch's deterministic algorithms (warning where an operation has none),
+    XLA's deterministic GPU operations for JAX (set before JAX starts, see :func:`quiet_start`;
+    JAX on a CPU is deterministic already). Other machines, library versions or backends may still
+    round differently; README, section Reproducibility.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    name = backend_name()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        # on a CPU TensorFlow's kernels are deterministic already, and op determinism makes tf.data
+        # print an error line per model (an unknown attribute, TF 2.20-2.21); GPUs need it
+        if tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.enable_op_determinism()
+    elif name == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
 
 
 def backend_name() -> str:

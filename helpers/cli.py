@@ -22,8 +22,10 @@ def cmd_synth(args) -> int:
     from helpers.manifest import read_manifest
     from helpers.synth import generate_dataset
 
+    from helpers.config import get_profile
+
     manifest = probe_and_split(generate_dataset(args.profile, args.out, seed=args.seed, workers=args.workers),
-                               random_state=args.seed or 0)
+                               random_state=args.seed or 0, holdout=get_profile(args.profile).holdout)
     print(f"{len(read_manifest(manifest))} clips written; manifest: {manifest}")
     return 0
 
@@ -145,9 +147,14 @@ def cmd_run(args) -> int:
     from helpers.manifest import read_manifest
     from helpers.runner import run_series
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the kernels inherit it; this process needs no Keras
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the kernels inherit it
+    _quiet_tensorflow()  # this process loads Keras only to describe the backend in summary.json
     if args.manifest:
         read_manifest(args.manifest)  # a missing or unreadable manifest fails here, not in a notebook
+    if args.check:
+        from helpers.reference import load_reference
+
+        load_reference(args.check)  # a missing reference fails now, not after the run
     out, results = run_series(args.profile, only=args.only, out=args.out, update_figures=args.update_figures,
                               cell_timeout=args.cell_timeout, manifest=args.manifest, notebooks=args.notebooks)
     for r in results:
@@ -157,6 +164,35 @@ def cmd_run(args) -> int:
     if failed:
         print(f"FAILED: {failed[0].notebook}: {failed[0].error}", file=sys.stderr)
         return 1
+    if args.check:
+        return _print_check(out, args.check, all_rows=False)
+    return 0
+
+
+def _print_check(run, reference, *, all_rows: bool) -> int:
+    from helpers.reference import check_files
+
+    ok, table = check_files(run, reference, all_rows=all_rows)
+    print(table)
+    return 0 if ok else 1
+
+
+def cmd_check(args) -> int:
+    return _print_check(args.run, args.reference, all_rows=args.all)
+
+
+def cmd_save_reference(args) -> int:
+    from helpers.reference import save_reference
+
+    print(f"reference written: {save_reference(args.run, args.reference)}")
+    return 0
+
+
+def cmd_readme_table(args) -> int:
+    from helpers.reference import write_readme_table
+
+    changed = write_readme_table(args.reference, args.readme)
+    print(f"{args.readme}: results table {'rewritten' if changed else 'already up to date'} from {args.reference}")
     return 0
 
 
@@ -237,7 +273,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell-timeout", type=int, help="seconds per cell (default: the profile's)")
     p.add_argument("--manifest", help="a curated manifest.csv of real clips (vgenre curate) in place of the synthetic set")
     p.add_argument("--notebooks", type=Path, help="the folder of the series (default: notebooks/ of the repository)")
+    p.add_argument("--check", type=Path, metavar="REFERENCE", help="afterwards compare the run's metrics with a "
+                   "reference (e.g. references/default.json); exit 1 if any drifted")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="compare a run's metrics with a reference; exit 1 if any drifted")
+    p.add_argument("run", type=Path, help="run folder (or its summary.json), e.g. runs/default")
+    p.add_argument("reference", type=Path, help="reference file, e.g. references/default.json")
+    p.add_argument("--all", action="store_true", help="list every metric, not only those that drifted or are new")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("save-reference", help="write a run's metrics as a reference file (references/<profile>.json)")
+    p.add_argument("run", type=Path, help="run folder (or its summary.json)")
+    p.add_argument("reference", type=Path, help="file to write")
+    p.set_defaults(func=cmd_save_reference)
+
+    p = sub.add_parser("readme-table", help="rewrite the README's results table from a reference file")
+    p.add_argument("reference", type=Path, help="reference file, e.g. references/default.json")
+    p.add_argument("--readme", type=Path, default=Path("README.md"), help="the README to rewrite (default: README.md)")
+    p.set_defaults(func=cmd_readme_table)
 
     p = sub.add_parser("bench", help="measure speed as ratios within one run; last line is key=value pairs")
     profile_arg(p, "smoke")
@@ -273,10 +327,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from helpers.curate import CurationError
     from helpers.manifest import ManifestError
     from helpers.media import MediaError
+    from helpers.reference import ReferenceError
     from helpers.train import ModelFolderError
     from helpers.weights import WeightsError
 
-    return ConfigError, CurationError, ManifestError, MediaError, ModelFolderError, WeightsError
+    return ConfigError, CurationError, ManifestError, MediaError, ModelFolderError, ReferenceError, WeightsError
 
 
 if __name__ == "__main__":

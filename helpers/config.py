@@ -87,6 +87,11 @@ class Profile:
     seq_len_grid: tuple[int, ...]
     # runner
     cell_timeout_s: int
+    # how the clips are held out: fractions of each genre's films for (validation, test)
+    holdout: tuple[float, float] = (0.1, 0.1)
+    # the generator's difficulty: the share of clips showing another genre's look, and
+    # (independently) the share carrying another genre's sound (data/README.md)
+    difficulty: float = 0.0
     data_seed: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -105,8 +110,8 @@ class Profile:
 
 
 SYNTH_FIELDS: tuple[str, ...] = ("films_per_genre", "clips_per_film", "clip_seconds", "source_fps", "frame_size",
-                                  "audio_rate", "data_seed")
-"""The profile fields that shape the synthetic clips (and so key the dataset folder)."""
+                                  "audio_rate", "difficulty", "holdout", "data_seed")
+"""The profile fields that shape the synthetic clips and their split (and so key the dataset folder)."""
 
 TRAIN_FIELDS: tuple[str, ...] = ("seq_len", "lstm_units", "dense_units", "dropout", "epochs", "patience",
                                  "learning_rate")
@@ -131,12 +136,13 @@ PROFILES: dict[str, Profile] = {
         fps_grid=(1.0, 2.0, 4.0), seq_len_grid=(4, 8, 16), cell_timeout_s=600,
     ),
     "default": Profile(
-        name="default", films_per_genre=20, clips_per_film=2, clip_seconds=10.0, source_fps=24.0,
+        name="default", films_per_genre=30, clips_per_film=2, clip_seconds=10.0, source_fps=24.0,
         frame_size=(144, 192), audio_rate=44100, sample_fps=4.0, seq_len=40, sr=22050, n_fft=2048,
         hop_length=512, n_mels=64, n_mfcc=20, input_size=128, batch_size=64, head_steps=400,
         head_checkpoint_every=100, head_batch=128, require_pretrained=False, lstm_units=128,
         dense_units=64, dropout=0.3, epochs=60, patience=10, learning_rate=1e-3, seeds=(0, 1, 2),
         fps_grid=(1.0, 2.0, 4.0, 6.0, 8.0), seq_len_grid=(5, 10, 20, 40), cell_timeout_s=1800,
+        holdout=(0.1, 1 / 3), difficulty=0.1,
     ),
     "full": Profile(
         name="full", films_per_genre=20, clips_per_film=5, clip_seconds=10.0, source_fps=24.0,
@@ -145,6 +151,7 @@ PROFILES: dict[str, Profile] = {
         head_checkpoint_every=400, head_batch=100, require_pretrained=True, lstm_units=2048,
         dense_units=512, dropout=0.5, epochs=100, patience=15, learning_rate=1e-4, seeds=(0, 1, 2),
         fps_grid=(1.0, 2.0, 4.0, 6.0, 8.0), seq_len_grid=(5, 10, 20, 40), cell_timeout_s=7200,
+        difficulty=0.1,
     ),
 }
 

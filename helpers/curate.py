@@ -385,14 +385,17 @@ def assign_split(rows: list[dict], *, test_size: float = 0.1, val_size: float = 
     return rows
 
 
-def probe_and_split(manifest: str | Path, *, random_state: int = 0) -> Path:
-    """Probe every clip listed in *manifest*, write the grouped split into it, rewrite it atomically."""
+def probe_and_split(manifest: str | Path, *, random_state: int = 0, holdout: tuple[float, float] = (0.1, 0.1)) -> Path:
+    """Probe every clip listed in *manifest*, write the grouped split into it, rewrite it atomically.
+
+    *holdout* is the (validation, test) share of each genre's films (a profile's ``holdout``).
+    """
     manifest = Path(manifest)
     rows = read_manifest(manifest)
     for row in rows:
         row.update(probe_video(clip_path(row)))
         row.pop("_root")
-    assign_split(rows, random_state=random_state)
+    assign_split(rows, val_size=holdout[0], test_size=holdout[1], random_state=random_state)
     return write_manifest(rows, manifest)
 
 

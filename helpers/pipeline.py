@@ -52,7 +52,7 @@ def ensure_dataset(ctx: RunContext, *, progress: bool = True) -> Path:
         if rows and "status" in rows[0] and all(clip_path(r).exists() for r in rows):
             return manifest
     generate_dataset(prof, out, progress=progress)
-    return probe_and_split(manifest, random_state=prof.data_seed)
+    return probe_and_split(manifest, random_state=prof.data_seed, holdout=prof.holdout)
 
 
 def check_genres(rows: list[dict], manifest: Path) -> None:

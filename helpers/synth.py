@@ -12,6 +12,8 @@ measured (see ``data/README.md``, the dataset card):
   of instruments, tempi and registers), which video separates easily;
 * clips are cut from films: a film fixes palette, texture, shapes, key, tempo and instrument for
   all its clips, so a random split lets a model recognise films rather than genres;
+* the profile's ``difficulty`` hides cues in some clips (another genre's look, no score), so no
+  method reaches a ceiling and fusion has conflicts and gaps to handle (:func:`borrowed_cues`);
 * hard cases (split ``hard``) mirror the paper's two failures: a horror scene with fast action-like
   motion, and a romance scene in low light.
 
@@ -110,6 +112,28 @@ def make_film(genre: str, index: int, seed: int = 0) -> Film:
         shape=str(rng.choice(["circle", "rect"])), tempo=float(rng.uniform(*a["tempo"])),
         base_freq=float(rng.uniform(*a["register"])), instrument=str(rng.choice(["pluck", "soft"])),
     )
+
+
+def borrowed_cues(film: Film, clip_index: int, difficulty: float) -> tuple[str, str]:
+    """What clip *clip_index* of *film* hides: ``(look, sound)``, each "" when the clip is plain.
+
+    With probability *difficulty* the clip is shot like another genre (*look* names it, drawn
+    uniformly from the other five: its palette, brightness, motion, cuts and flashes), as a dark
+    comedy or a quiet action scene is. Independently, with the same probability, the clip has no
+    score (*sound* is ``"none"``): only room tone and murmured speech, the same for every genre,
+    as in a dialogue scene. Such clips keep their label. A model that reads one modality loses
+    about a share *difficulty* of the clips; one that reads both can fall back on the other
+    modality when the score is missing, but cannot tell which of two disagreeing cues to trust.
+    Deterministic in the film and the clip; a larger *difficulty* keeps every smaller one's
+    choices and adds more.
+    """
+    if not 0 <= difficulty < 1:
+        raise SynthError(f"difficulty must be in [0, 1), got {difficulty}")
+    rng = _rng("borrow", film.film_id, film.seed, clip_index)
+    others = [g for g in GENRES if g != film.genre]
+    u_look, u_sound = rng.random(2)
+    look = others[int(rng.integers(len(others)))]
+    return (look if u_look < difficulty else "", "none" if u_sound < difficulty else "")
 
 
 def _hsv_image(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -234,13 +258,16 @@ def _add(track: np.ndarray, sound: np.ndarray, start: int) -> None:
 
 
 def render_audio(film: Film, clip_index: int, profile: Profile, flashes: list[float], *,
-                 sr: int | None = None) -> np.ndarray:
-    """Render the mono soundtrack of one clip as float32 in [-1, 1] at *sr* (profile's audio_rate)."""
+                 sr: int | None = None, sound: str | None = None) -> np.ndarray:
+    """Render the mono soundtrack of one clip as float32 in [-1, 1] at *sr* (profile's audio_rate).
+
+    *sound* ``"none"`` gives a clip without score: room tone and murmurs, alike in every genre.
+    """
     sr = sr or profile.audio_rate
     rng = _rng("audio", film.film_id, film.seed, clip_index)
     n = int(round(profile.clip_seconds * sr))
     y = np.zeros(n, np.float32)
-    kind = AUDIO[film.genre]["kind"]
+    kind = "room" if sound == "none" else AUDIO[film.genre]["kind"]
     beat = 60.0 / (film.tempo * rng.uniform(0.95, 1.05))
     t_axis = np.arange(n) / sr
     if kind == "drums":
@@ -275,6 +302,13 @@ def render_audio(film: Film, clip_index: int, profile: Profile, flashes: list[fl
         for start in np.arange(0, profile.clip_seconds, beat / 2):  # arpeggio beeps
             step = [1.0, 1.25, 1.5, 2.0][int(start / (beat / 2)) % 4]
             _add(y, _tone(film.base_freq * step, 0.12, sr, "pluck") * 0.3, int(start * sr))
+    elif kind == "room":  # no score: room tone and murmured speech, the same in every genre
+        hum = rng.normal(0, 1, n).astype(np.float32)
+        y += 0.05 * np.convolve(hum, np.ones(64) / 64, mode="same").astype(np.float32)
+        for start in np.arange(rng.uniform(0, 0.5), profile.clip_seconds - 0.3, 0.45):  # syllables
+            if rng.random() < 0.7:
+                voice = _tone(rng.uniform(110.0, 220.0), rng.uniform(0.12, 0.3), sr, "soft") * rng.uniform(0.1, 0.25)
+                _add(y, voice + 0.03 * rng.normal(0, 1, len(voice)).astype(np.float32), int(start * sr))
     else:  # melody, shared by Animation and Romance
         scale = [1.0, 9 / 8, 5 / 4, 4 / 3, 3 / 2, 5 / 3, 15 / 8, 2.0]
         for start in np.arange(rng.uniform(0, beat), profile.clip_seconds, beat):
@@ -333,18 +367,22 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
 
 
 def generate_clip(film: Film, clip_index: int, profile: Profile, out_path: Path, *,
-                  hard_case: str | None = None) -> Path:
-    """Render and write one clip of *film* (or a hard case of its genre) to *out_path*."""
+                  hard_case: str | None = None, look: str = "", sound: str = "") -> Path:
+    """Render and write one clip of *film* (or a hard case of its genre) to *out_path*.
+
+    *look* names a genre whose pictures the clip borrows; *sound* ``"none"`` drops its score
+    (:func:`borrowed_cues`); empty: the film's own.
+    """
     spec = HARD_CASES[hard_case] if hard_case else {}
-    frames, flashes = render_frames(film, clip_index, profile, look=spec.get("look"), value_override=spec.get("value"),
-                                    flashes_override=spec.get("flashes"))
+    frames, flashes = render_frames(film, clip_index, profile, look=spec.get("look") or look or None,
+                                    value_override=spec.get("value"), flashes_override=spec.get("flashes"))
     if hard_case == "horror_fast_motion" and not flashes:
         flashes = [profile.clip_seconds / 3, 2 * profile.clip_seconds / 3]
-    audio = render_audio(film, clip_index, profile, flashes)
+    audio = render_audio(film, clip_index, profile, flashes, sound=sound or None)
     return write_video(out_path, frames, profile.source_fps, audio, profile.audio_rate)
 
 
-MANIFEST_FIELDS = ["path", "genre", "group", "clip", "hard_case", "split"]
+MANIFEST_FIELDS = ["path", "genre", "group", "clip", "hard_case", "look_of", "no_score", "split"]
 
 
 ENCODER = "libx264-ultrafast-1thread"
@@ -375,13 +413,15 @@ def generate_dataset(profile: str | Profile, out: str | Path, *, seed: int | Non
         for f in range(prof.films_per_genre):
             film = make_film(genre, f, seed)
             for c in range(prof.clips_per_film):
-                jobs.append((film, c, out / genre / f"{film.film_id}_clip{c:02d}.mp4", ""))
+                look, sound = borrowed_cues(film, c, prof.difficulty)
+                jobs.append((film, c, out / genre / f"{film.film_id}_clip{c:02d}.mp4", "", look, sound))
     n_hard = hard_cases_per_kind if hard_cases_per_kind is not None else max(1, prof.films_per_genre // 4)
     for name, spec in HARD_CASES.items():
         for k in range(n_hard):
             film = make_film(spec["genre"], 100 + k, seed)
-            jobs.append((film, 0, out / "hard_cases" / f"{name}_{k:02d}.mp4", name))
-    todo = [(film, c, prof, path, hard or None) for film, c, path, hard in jobs if not path.exists()]
+            jobs.append((film, 0, out / "hard_cases" / f"{name}_{k:02d}.mp4", name, "", ""))
+    todo = [(film, c, prof, path, hard or None, look, sound) for film, c, path, hard, look, sound in jobs
+            if not path.exists()]
     workers = available_cores() if workers is None else workers
     if workers and len(todo) > 1:
         safe, why = main_is_importable()
@@ -400,11 +440,12 @@ def generate_dataset(profile: str | Profile, out: str | Path, *, seed: int | Non
             bar.update(1)
     bar.close()
     rows = [{"path": str(path.relative_to(out)), "genre": film.genre, "group": film.film_id, "clip": c,
-             "hard_case": hard, "split": "hard" if hard else ""} for film, c, path, hard in jobs]
-    return write_manifest(rows, out / MANIFEST_NAME)
+             "hard_case": hard, "look_of": look, "no_score": int(sound == "none"), "split": "hard" if hard else ""}
+            for film, c, path, hard, look, sound in jobs]
+    return write_manifest(rows, out / MANIFEST_NAME, MANIFEST_FIELDS)
 
 
 def _generate_job(job: tuple) -> Path:
-    film, clip_index, profile, path, hard_case = job
-    return generate_clip(film, clip_index, profile, path, hard_case=hard_case)
+    film, clip_index, profile, path, hard_case, look, sound = job
+    return generate_clip(film, clip_index, profile, path, hard_case=hard_case, look=look, sound=sound)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.backends import backend_name, training_scope
+from helpers.backends import backend_name, seed_everything, training_scope
 from helpers.config import GENRES, Profile, get_profile
 from helpers.models import get_method
 
@@ -94,7 +94,7 @@ def train_model(method: str, train: tuple[dict, np.ndarray], val: tuple[dict, np
         raise ValueError(f"{method} reads softmax features: pass the retrained head's file as head_file")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(seed)
+    seed_everything(seed)
     (x_tr, y_tr), (x_va, y_va) = train, val
     if spec.per_frame:
         fit_x, fit_y = frames_of(x_tr, y_tr)

@@ -65,8 +65,13 @@ def init_worker(threads: int) -> None:
     """Run first in each worker: keep every native library of this process to *threads* threads.
 
     Environment variables reach the libraries this process has not loaded yet (numba, BLAS);
-    threadpoolctl limits those already loaded; OpenCV and FFmpeg are told directly.
+    threadpoolctl limits those already loaded; OpenCV and FFmpeg are told directly. Ctrl-C (and
+    Jupyter's interrupt or shutdown, sent to the kernel's whole process group) is left to the main
+    process, which cancels the pool's work; otherwise each worker would die printing a traceback.
     """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
     try:

@@ -158,3 +158,16 @@ def test_class_weights_for_unbalanced_labels():
     assert _class_weights(np.repeat(np.arange(6), 3)) is None
     weights = _class_weights(np.array([0, 0, 0, 0, 1, 2, 3, 4, 5]))
     assert weights[0] < weights[1]
+
+
+@pytest.mark.parametrize("method", ["lstm_pool", "early_fusion"])
+def test_same_seed_same_model(method, tmp_path):
+    """Determinism: training twice with one seed on one machine gives the same weights and predictions;
+    another seed gives others (so the test can fail)."""
+    x, y = tiny_inputs()
+    prof = get_profile("smoke", lstm_units=8, dense_units=8, epochs=3, patience=3)
+    runs = [load_model_dir(train_model(method, (x, y), (x, y), tmp_path / f"{method}_{k}", profile=prof, seed=s))
+            for k, s in enumerate([1, 1, 2])]
+    first, again, other = (r.predict(x) for r in runs)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -82,6 +83,10 @@ def test_frame_rate_experiment(metrics):
     assert m["flashes_caught_at_4fps"] >= m["flashes_caught_at_1fps"]
     assert m["flashes_caught_at_4fps"] == 1.0
     assert {"fps_acc_1", "fps_acc_2", "fps_acc_4"} <= set(m)
+    for r in ("1", "2", "4"):  # every accuracy with its interval
+        low, high = m[f"fps_acc_{r}_ci"]
+        assert low <= m[f"fps_acc_{r}"] <= high
+    assert m["knee_fps"] in (1.0, 2.0, 4.0)
     assert 0 <= m["single_frame_cheap_acc"] <= 1
 
 
@@ -138,3 +143,38 @@ def test_figures_are_saved_in_the_run(smoke_run):
     names = {p.stem for p in (smoke_run / "figures").glob("*.png")}
     assert {"00_profiles", "01_contact_sheets", "02_fps_tradeoff", "03_mfcc_steps", "04_tsne", "05_results",
             "06_confusion", "07_prediction"} <= names
+
+
+def test_check_passes_on_the_run_that_made_the_reference_and_fails_on_drift(smoke_run, tmp_path, capsys):
+    from helpers.cli import main
+
+    reference = tmp_path / "smoke.json"
+    assert main(["save-reference", str(smoke_run), str(reference)]) == 0
+    assert main(["check", str(smoke_run), str(reference)]) == 0
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    nb05 = next(n for n in summary["notebooks"] if n["notebook"].startswith("05"))
+    low, high = nb05["metrics"]["test_acc_lstm_pool_ci"]
+    nb05["metrics"]["test_acc_lstm_pool"] = high + 0.01 if high < 1 else low - 0.01  # outside its interval
+    nb05["metrics"]["n_test_clips"] += 1
+    drifted = tmp_path / "drifted"
+    drifted.mkdir()
+    (drifted / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert main(["check", str(drifted), str(reference)]) == 1
+    out = capsys.readouterr().out
+    assert "test_acc_lstm_pool " in out and "n_test_clips" in out and "2 drifted" in out
+
+
+def test_smoke_run_reproduces_the_committed_reference(smoke_run, summary):
+    """Same seed, same versions, same backend: the session's smoke series reproduces references/smoke.json
+    (accuracies inside its intervals, counts and verdicts equal). Other versions or backends may round
+    otherwise (README, section Reproducibility), so the comparison needs the reference's own setup."""
+    from helpers.reference import check_files, load_reference
+
+    reference = Path(__file__).resolve().parent.parent / "references" / "smoke.json"
+    ref = load_reference(reference)
+    setup = {k: (ref[k], summary[k]) for k in ("backend", "keras", "framework_version")}
+    if any(a != b for a, b in setup.values()):
+        pytest.skip(f"the reference was made with other versions: {setup}")
+    ok, table = check_files(smoke_run, reference)
+    assert ok, table

@@ -260,3 +260,50 @@ def test_hmdb51_curation_groups_by_source_film(tmp_path):
     assert rows["Matrix_punch_u_cm_np1_ri_med_3"]["genre"] == "Action"
     assert rows["Casablanca_kiss_h_cm_np2_fr_goo_0"]["group"] == rows["Casablanca_kiss_h_cm_np2_fr_goo_1"]["group"] == "Casablanca"
     assert not any(k.startswith("Sitcom") for k in rows)  # laugh is not mapped
+
+
+def test_default_profile_tests_on_at_least_120_clips_of_unseen_films():
+    """The default set's split (its holdout) gives test results resting on >= 120 clips of films never
+    seen in training or validation."""
+    prof = get_profile("default")
+    rows = [{"path": f"{g}/{g}_{f:02d}_clip{c}.mp4", "genre": g, "group": f"{g}_{f:02d}", "status": "ok"}
+            for g in GENRES for f in range(prof.films_per_genre) for c in range(prof.clips_per_film)]
+    assign_split(rows, val_size=prof.holdout[0], test_size=prof.holdout[1], random_state=prof.data_seed)
+    test = [r for r in rows if r["split"] == "test"]
+    seen = {r["group"] for r in rows if r["split"] in ("train", "val")}
+    assert len(test) >= 120 and not seen & {r["group"] for r in test}
+    assert {r["genre"] for r in test} == set(GENRES)
+
+
+def test_difficulty_hides_cues_in_the_requested_share_of_clips():
+    from helpers.synth import SynthError, borrowed_cues
+
+    films = [make_film(g, i) for g in GENRES for i in range(40)]
+    cues = {d: [borrowed_cues(f, c, d) for f in films for c in range(2)] for d in (0.0, 0.1, 0.3)}
+    assert all(c == ("", "") for c in cues[0.0])
+    for d in (0.1, 0.3):
+        looks = np.mean([bool(look) for look, _ in cues[d]])
+        silent = np.mean([sound == "none" for _, sound in cues[d]])
+        assert abs(looks - d) < 0.05 and abs(silent - d) < 0.05
+    # a harder set keeps every choice of an easier one, and a clip never borrows its own genre's look
+    assert all(not e[0] or e[0] == h[0] for e, h in zip(cues[0.1], cues[0.3]))
+    assert all(look != f.genre for f, (look, _) in zip([f for f in films for _ in range(2)], cues[0.3]))
+    with pytest.raises(SynthError, match="difficulty"):
+        borrowed_cues(films[0], 0, 1.0)
+
+
+def test_a_borrowed_look_and_a_missing_score_carry_no_trace_of_the_genre():
+    prof = get_profile("smoke")
+    romance, sports = make_film("Romance", 0), make_film("Sports", 0)
+    own, _ = render_frames(romance, 0, prof)
+    dark, _ = render_frames(romance, 0, prof, look="Horror")
+    assert dark.mean() < 0.6 * own.mean()  # shot like Horror: Horror's brightness
+    # no score: the soundtrack of a Romance and of a Sports clip have the same spectrum shape
+    spectra = []
+    for film in (romance, sports):
+        y = render_audio(film, 0, prof, [], sound="none")
+        spectrum = np.abs(np.fft.rfft(y))
+        spectra.append(np.add.reduceat(spectrum, np.linspace(0, len(spectrum), 9, dtype=int)[:-1]) / spectrum.sum())
+    scored = np.abs(np.fft.rfft(render_audio(sports, 0, prof, [])))
+    scored = np.add.reduceat(scored, np.linspace(0, len(scored), 9, dtype=int)[:-1]) / scored.sum()
+    assert np.abs(spectra[0] - spectra[1]).sum() < 0.5 * np.abs(spectra[1] - scored).sum()
