@@ -142,7 +142,7 @@ PROFILES: dict[str, Profile] = {
         head_checkpoint_every=100, head_batch=128, require_pretrained=False, lstm_units=128,
         dense_units=64, dropout=0.3, epochs=60, patience=10, learning_rate=1e-3, seeds=(0, 1, 2),
         fps_grid=(1.0, 2.0, 4.0, 6.0, 8.0), seq_len_grid=(5, 10, 20, 40), cell_timeout_s=1800,
-        holdout=(0.1, 1 / 3), difficulty=0.1,
+        holdout=(0.1, 1 / 3), difficulty=0.15,
     ),
     "full": Profile(
         name="full", films_per_genre=20, clips_per_film=5, clip_seconds=10.0, source_fps=24.0,
@@ -151,7 +151,7 @@ PROFILES: dict[str, Profile] = {
         head_checkpoint_every=400, head_batch=100, require_pretrained=True, lstm_units=2048,
         dense_units=512, dropout=0.5, epochs=100, patience=15, learning_rate=1e-4, seeds=(0, 1, 2),
         fps_grid=(1.0, 2.0, 4.0, 6.0, 8.0), seq_len_grid=(5, 10, 20, 40), cell_timeout_s=7200,
-        difficulty=0.1,
+        difficulty=0.15,
     ),
 }
 
