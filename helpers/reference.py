@@ -275,8 +275,12 @@ def other_results(reference: dict) -> list[str]:
     nb01, nb02, nb06 = (m.get(k, {}) for k in ("01_data_curation", "02_frame_rate_experiments", "06_error_analysis"))
     out = []
     if "leakage_verdict" in nb01:
-        out.append(f"- Leak (notebook 01, a colour classifier, five-fold cross-validation over every clip): folds that ignore films {_acc(nb01, 'leakage_random_split_acc')}, folds that keep films "
-                   f"whole {_acc(nb01, 'leakage_grouped_split_acc')}; the first is **{nb01['leakage_verdict']}**.")
+        linear = (f" (a logistic regression, which cannot remember clips: {_acc(nb01, 'leakage_linear_random_split_acc')}"
+                  f" against {_acc(nb01, 'leakage_linear_grouped_split_acc')}, **{nb01['leakage_verdict_linear']}**)"
+                  if "leakage_verdict_linear" in nb01 else "")
+        out.append(f"- Leak (notebook 01, a nearest-neighbour colour classifier, five-fold cross-validation over every "
+                   f"clip): folds that ignore films {_acc(nb01, 'leakage_random_split_acc')}, folds that keep films "
+                   f"whole {_acc(nb01, 'leakage_grouped_split_acc')}; the first is **{nb01['leakage_verdict']}**{linear}.")
     rates = sorted((float(k[len("fps_acc_"):]), k) for k in nb02 if k.startswith("fps_acc_") and not k.endswith("_ci"))
     if rates:
         out.append("- Frame rate (notebook 02, a cheap classifier): " + ", ".join(f"{r:g} fps {_acc(nb02, k)}" for r, k in rates)

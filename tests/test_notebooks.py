@@ -59,6 +59,10 @@ def test_curation_finds_bad_files_and_splits_by_film(metrics):
     assert m["bad_files_detected"] == 3  # empty, text, truncated; the silent clip is not bad
     assert m["films_split_across_sides"] == 0
     assert 0 <= m["leakage_grouped_split_acc"] <= 1 and 0 <= m["leakage_random_split_acc"] <= 1
+    for key in ("leakage_random_split_acc", "leakage_linear_grouped_split_acc"):  # accuracies with intervals
+        low, high = m[f"{key}_ci"]
+        assert low <= m[key] <= high
+    assert m["leakage_verdict_linear"] in ("ahead", "behind", "not distinguishable")
 
 
 def test_leak_sentences_follow_the_recorded_verdicts(metrics, smoke_run):
