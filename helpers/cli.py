@@ -18,14 +18,14 @@ def _quiet_tensorflow() -> None:
 
 
 def cmd_synth(args) -> int:
+    from helpers.config import get_profile
     from helpers.curate import probe_and_split
     from helpers.manifest import read_manifest
     from helpers.synth import generate_dataset
 
-    from helpers.config import get_profile
-
-    manifest = probe_and_split(generate_dataset(args.profile, args.out, seed=args.seed, workers=args.workers),
-                               random_state=args.seed or 0, holdout=get_profile(args.profile).holdout)
+    prof = get_profile(args.profile, **({} if args.difficulty is None else {"difficulty": args.difficulty}))
+    manifest = probe_and_split(generate_dataset(prof, args.out, seed=args.seed, workers=args.workers),
+                               random_state=args.seed or 0, holdout=prof.holdout)
     print(f"{len(read_manifest(manifest))} clips written; manifest: {manifest}")
     return 0
 
@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=None, help="data seed (default: the profile's)")
     p.add_argument("--workers", type=int, help="processes rendering clips (default: one per core; 0: this one)")
+    p.add_argument("--difficulty", type=float, help="share of clips shot like another genre, and (independently) "
+                   "without score (default: the profile's; data/README.md)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("validate", help="probe video files or folders; list bad files and why (exit 1 if any)")
@@ -328,10 +330,12 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from helpers.manifest import ManifestError
     from helpers.media import MediaError
     from helpers.reference import ReferenceError
+    from helpers.synth import SynthError
     from helpers.train import ModelFolderError
     from helpers.weights import WeightsError
 
-    return ConfigError, CurationError, ManifestError, MediaError, ModelFolderError, ReferenceError, WeightsError
+    return (ConfigError, CurationError, ManifestError, MediaError, ModelFolderError, ReferenceError, SynthError,
+            WeightsError)
 
 
 if __name__ == "__main__":

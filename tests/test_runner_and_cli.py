@@ -86,11 +86,15 @@ def vgenre(*args):
 def test_synth_command_writes_clips_and_a_split_manifest(tmp_path):
     import pandas as pd
 
-    proc = vgenre("synth", "--profile", "smoke", "--out", tmp_path / "s", "--seed", "5")
+    proc = vgenre("synth", "--profile", "smoke", "--out", tmp_path / "s", "--seed", "5", "--difficulty", "0.5")
     assert proc.returncode == 0, proc.stderr
     manifest = pd.read_csv(tmp_path / "s" / "manifest.csv", keep_default_na=False)
     assert set(manifest.split) == {"train", "val", "test", "hard"} and (manifest.status == "ok").all()
     assert all((tmp_path / "s" / p).exists() for p in manifest.path)
+    plain = manifest[manifest.split != "hard"]  # half of the clips hide their look, half their score
+    assert 0.2 < (plain.look_of != "").mean() < 0.8 and 0.2 < (plain.no_score == 1).mean() < 0.8
+    bad = vgenre("synth", "--profile", "smoke", "--out", tmp_path / "t", "--difficulty", "1.5")
+    assert bad.returncode == 1 and "difficulty must be in [0, 1)" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_features_and_train_commands(smoke_manifest, tmp_path):
