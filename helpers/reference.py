@@ -226,7 +226,7 @@ PAPER_TABLE_I = {
     "single_frame": "ConvNet 65%",
     "lstm_softmax": "CNN-LSTM softmax 85.4%",
     "lstm_pool": "CNN-LSTM pool 90.3%",
-    "conv3d": "3D CNN 52.8% (the paper quotes the C3D paper)",
+    "conv3d": "3D CNN 52.8% (the C3D paper's figure, by our attribution)",
 }
 """The rows of the paper's Table I that a method of the series corresponds to."""
 
