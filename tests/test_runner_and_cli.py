@@ -40,9 +40,11 @@ def tiny_series(tmp_path):
 
 
 def test_runner_passes_parameters_and_stops_at_the_failing_notebook(tiny_series):
+    from helpers.backends import quiet_start
     from helpers.config import data_dir
     from helpers.runner import run_series
 
+    quiet_start()  # TensorFlow's own import sets KMP_* variables; the runner itself must set none
     env_before = dict(os.environ)
     out, results = run_series("smoke", out=tiny_series / "run", manifest=tiny_series / "real" / "manifest.csv",
                               notebooks=tiny_series / "notebooks")
