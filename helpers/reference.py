@@ -63,8 +63,8 @@ def load_run(path: str | Path) -> dict:
     if failed:
         raise ReferenceError(f"{summary}: notebook {failed[0]} did not finish; a reference or a check needs a "
                              "complete run")
-    return {"profile": data.get("profile"), "backend": data.get("backend"),
-            "metrics": {Path(n["notebook"]).stem: n.get("metrics", {}) for n in data.get("notebooks", [])}}
+    return {key: data.get(key) for key in ("profile", "backend", "keras", "framework_version", "devices")} | {
+        "metrics": {Path(n["notebook"]).stem: n.get("metrics", {}) for n in data.get("notebooks", [])}}
 
 
 def load_reference(path: str | Path) -> dict:
@@ -90,15 +90,10 @@ def save_reference(run: str | Path, out: str | Path) -> Path:
     It keeps the metrics and what they were measured on (profile, backend, versions, machine),
     not the run's paths or wall times.
     """
-    run_path = Path(run)
-    summary = _read_json(run_path / "summary.json" if run_path.is_dir() else run_path, "run summary")
-    data = load_run(run_path)
-    reference = {
-        "profile": data["profile"], "backend": summary.get("backend"), "keras": summary.get("keras"),
-        "framework_version": summary.get("framework_version"), "devices": summary.get("devices"),
-        "machine": f"{platform.machine()}, {_cpu_count()} CPU cores, Python {platform.python_version()}",
-        "date": _dt.date.today().isoformat(), "metrics": data["metrics"],
-    }
+    data = load_run(run)
+    cores = data["metrics"].get("00_setup", {}).get("n_cpus") or _cpu_count()  # the run's machine, as it recorded
+    reference = data | {"machine": f"{platform.machine()}, {cores} CPU cores, Python {platform.python_version()}",
+                        "date": _dt.date.today().isoformat()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
