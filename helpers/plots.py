@@ -93,3 +93,51 @@ def plot_spectrogram(S_db: np.ndarray, sr: int, hop_length: int, title: str = ""
     ax.set(xlabel="time (s)", ylabel="band", title=title)
     ax.figure.colorbar(im, ax=ax, label="dB")
     return ax.figure
+
+
+def model_graph(model) -> dict[str, list[str]]:
+    """Each layer of a functional Keras *model* and the layers it reads from, from the model's config."""
+    def tensors(obj, found):
+        if isinstance(obj, dict):
+            if obj.get("class_name") == "__keras_tensor__":
+                found.append(obj["config"]["keras_history"][0])
+            for value in obj.values():
+                tensors(value, found)
+        elif isinstance(obj, (list, tuple)):
+            for value in obj:
+                tensors(value, found)
+        return found
+
+    return {layer["name"]: list(dict.fromkeys(tensors(layer.get("inbound_nodes", []), [])))
+            for layer in model.get_config()["layers"]}
+
+
+def draw_model(model, *, ax=None, title: str = ""):
+    """A drawing of a functional Keras *model*: one box per layer (name, kind, output shape), arrows
+    from the layers it reads. ``keras.utils.plot_model`` draws the same with Graphviz installed; this
+    one needs only matplotlib."""
+    import matplotlib.pyplot as plt
+
+    graph = model_graph(model)
+    depth: dict[str, int] = {}
+    for name in graph:  # the config lists layers in an order where parents come first
+        depth[name] = 1 + max((depth[p] for p in graph[name]), default=-1)
+    rows: dict[int, list[str]] = {}
+    for name, d in depth.items():
+        rows.setdefault(d, []).append(name)
+    widest = max(len(r) for r in rows.values())
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.2 * widest, 0.75 * len(rows) + 0.5))
+    pos = {name: ((i + 0.5) / len(row) * widest, -d) for d, row in rows.items() for i, name in enumerate(row)}
+    for name, parents in graph.items():
+        for p in parents:
+            ax.annotate("", xy=pos[name], xytext=pos[p], arrowprops=dict(arrowstyle="->", color="0.5",
+                        shrinkA=11, shrinkB=11))
+    for name, (x, y) in pos.items():
+        layer = model.get_layer(name)
+        shape = tuple(layer.output.shape[1:]) if hasattr(layer.output, "shape") else ""
+        ax.text(x, y, f"{name}: {layer.__class__.__name__}\n{shape}", ha="center", va="center", fontsize=8,
+                bbox=dict(boxstyle="round", fc="#e8f0fa" if graph[name] else "#fdebd0", ec="0.4"))
+    ax.set(xlim=(0, widest), ylim=(-len(rows) + 0.4, 0.6), title=title or model.name)
+    ax.axis("off")
+    return ax.figure

@@ -171,3 +171,24 @@ def test_same_seed_same_model(method, tmp_path):
     first, again, other = (r.predict(x) for r in runs)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+
+
+def test_the_drawing_follows_the_model_graph():
+    """helpers.plots.draw_model draws one box per layer and an arrow per connection (notebook 05)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from helpers.models import build_early_fusion
+    from helpers.plots import draw_model, model_graph
+
+    model = build_early_fusion(8, 20, 5, units=4, dense_units=8, video_stats=(np.zeros(20), np.ones(20)),
+                               audio_stats=(np.zeros(5), np.ones(5)))
+    graph = model_graph(model)
+    assert set(graph) == {layer.name for layer in model.layers}
+    concat = next(n for n in graph if n.startswith("concatenate"))
+    assert len(graph[concat]) == 2 and all(p.startswith("normalization") for p in graph[concat])
+    assert set(graph["lstm"]) == {concat, "mask"}
+    fig = draw_model(model)
+    ax = fig.axes[0]
+    boxes = [t for t in ax.texts if t.get_text()]
+    arrows = [t for t in ax.texts if not t.get_text()]  # annotate("") draws an arrow only
+    assert len(boxes) == len(graph) and len(arrows) == sum(len(parents) for parents in graph.values())

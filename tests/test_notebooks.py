@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.config import get_profile
 from helpers.models import METHODS
 
 pytestmark = pytest.mark.notebooks
@@ -117,6 +118,14 @@ def test_results_table_is_complete_and_smoke_pipeline_is_accurate(metrics):
         assert 0 <= m[f"test_acc_{method}"] <= 1 and 0 <= m[f"test_f1_{method}"] <= 1
     assert m["lstm_equations_max_abs_diff"] < 1e-5
     assert max(m["test_acc_late_fusion"], m["test_acc_early_fusion"]) >= 0.6  # chance is 1/6
+
+
+def test_lstm_notebook_measures_wide_against_deep_and_the_gates(metrics):
+    m = metrics["05"]
+    low, high = m["test_acc_deep_lstm_ci"]
+    assert low <= m["test_acc_deep_lstm"] <= high and 4 <= m["deep_lstm_units"] <= get_profile("smoke").lstm_units
+    assert m["verdict_wide_vs_deep"] in ("ahead", "behind", "not distinguishable")
+    assert -1 <= m["gate_flash_corr_input"] <= 1 and -1 <= m["gate_flash_corr_forget"] <= 1
 
 
 def test_lstm_notebook_prints_the_verdicts_it_records(metrics, smoke_run):
