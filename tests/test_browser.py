@@ -10,7 +10,8 @@ What they check, in the smoke profile, on a 1366x900 window with Lab's file brow
   state as widgets, not as ``HBox(children=...)`` text;
 - notebook 02, run in Lab: every flipbook slider has room (wider than 100 px), a slider moved by
   the keyboard changes the frame shown, one quiz answer changes the score and the clip;
-- notebook 03, run in Lab: moving an explorer slider redraws the spectrogram.
+- notebook 03, run in Lab: moving an explorer slider redraws the spectrogram;
+- the executed notebook's solutions are collapsed (code and output) until clicked open.
 
 The notebooks are not opened in place: papermill writes copies with the smoke profile's
 parameters (the way ``vgenre run`` does) into a scratch folder under ``runs/``, so Lab never
@@ -362,3 +363,21 @@ def test_spectrogram_explorer_in_notebook_03(page, lab, prepared):
     move_slider(sliders.nth(2), "ArrowLeft")  # n_mels 64 -> 32
     wait_src_change(image, before)
     assert sliders.nth(2).locator(".widget-readout").inner_text().strip() == "32"
+
+
+def test_solutions_stay_collapsed_until_opened(page, lab, executed):
+    """The executed notebook shows its exercises and hides each solution (code and output) behind a
+    placeholder until the student clicks it open."""
+    cells = json.loads(executed.read_text())["cells"]
+    solutions = [c for c in cells if "solution" in c["metadata"].get("tags", [])]
+    first_code = next("".join(c["source"]).splitlines()[0] for c in solutions if c["cell_type"] == "code")
+    panel = open_notebook(page, lab, executed)
+    placeholders = panel.locator(".jp-Cell .jp-InputPlaceholder")
+    placeholders.first.wait_for()
+    assert placeholders.count() == len(solutions)
+    assert panel.locator(".jp-Cell .jp-OutputPlaceholder").count() == sum(c["cell_type"] == "code" for c in solutions)
+    assert first_code not in panel.inner_text(), "a solution's code is visible before it is opened"
+    assert "Exercises" in panel.inner_text()
+    placeholders.first.scroll_into_view_if_needed()
+    placeholders.first.click()
+    panel.locator(".jp-CodeCell .jp-InputArea", has_text=first_code.strip()).first.wait_for(timeout=WIDGET_S * 1000)
