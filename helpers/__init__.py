@@ -2,7 +2,7 @@
 
 One module per stage of the pipeline (DESIGN.md): ``media``, ``manifest``, ``synth``, ``curate``,
 ``frames``, ``audio``, ``weights``, ``backbone``, ``features``, ``models``, ``train``, ``evaluate``,
-``plots``, ``widgets``, ``runner``, ``pipeline``, ``cli``, ``bench``; ``context`` holds the run
+``ood``, ``plots``, ``widgets``, ``runner``, ``pipeline``, ``cli``, ``bench``; ``context`` holds the run
 context a notebook's setup cell makes with :func:`start_run`.
 """
 from helpers.config import GENRES, get_profile

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -205,7 +205,15 @@ def default_model_dir(profile: str = "default") -> Path:
 
 @dataclass
 class Prediction:
-    """What ``vgenre predict`` reports for one file."""
+    """What ``vgenre predict`` reports for one file.
+
+    ``trained_on`` and ``backbone_weights`` say what the model learnt from (``trained_on`` is empty
+    for a folder without ``ood.npz``, which records it); ``ood_score`` is the
+    out-of-distribution score (:mod:`helpers.ood`: above 1, the clip is farther from the training
+    clips than 99% of them are from each other, and ``familiar`` is False), per kind of input in
+    ``ood_parts``; both are None when the model folder has no ``ood.npz``. ``ood_note`` says it
+    in words.
+    """
 
     path: str
     genre: str
@@ -214,6 +222,12 @@ class Prediction:
     timeline: list[dict]
     duration: float
     note: str = ""
+    trained_on: str = ""
+    backbone_weights: str = ""
+    ood_score: float | None = None
+    ood_parts: dict[str, float] = field(default_factory=dict)
+    familiar: bool | None = None
+    ood_note: str = ""
 
     def as_dict(self) -> dict:
         """A JSON-ready dict."""
@@ -226,17 +240,21 @@ class Predictor:
     Decodes and samples each file once (streaming: memory does not grow with its length beyond
     the per-frame features), extracts pool and audio features with the backbone the
     model was trained on, classifies sliding windows of ``seq_len`` frames (half-overlapping) and
-    averages them into the clip's probabilities. Clips shorter than one window are padded.
+    averages them into the clip's probabilities, each window weighted by its real (unpadded) frames.
+    Clips shorter than one window are padded.
     A clip without audio, or whose audio cannot be decoded, goes to the video branch alone (fusion
-    models), and the note says so. ``duration`` is the seconds the file declares.
+    models), and the note says so. ``duration`` is the seconds the file declares. Each prediction
+    carries the out-of-distribution score of the clip (:mod:`helpers.ood`) when the model folder
+    has an ``ood.npz``, and says what the model was trained on.
     """
 
     WINDOWS_PER_BATCH = 64
 
     def __init__(self, model_dir: str | Path, *, weights: str | Path | None = None):
         from helpers.backbone import Backbone
+        from helpers.ood import load_reference
         from helpers.train import load_model_dir
-        from helpers.weights import WeightsError, random_status, resolve_weights
+        from helpers.weights import WeightsError, describe_weights, random_status, resolve_weights
 
         self.model_dir = Path(model_dir)
         self.trained = load_model_dir(self.model_dir)
@@ -257,11 +275,15 @@ class Predictor:
                                    "--weights or VGENRE_WEIGHTS to the file used in training, or unset it")
         self.backbone = Backbone(size, status, feats.get("precision", "float32"))
         self.video_only = self.trained.branch("video") if "video" in cfg.get("parts", {}) else None
+        self.ood = load_reference(self.model_dir)
+        self.backbone_weights = describe_weights(weights_id)
+        self.trained_on = self.ood.about.get("data", "") if self.ood is not None else ""
 
     def predict_file(self, path: str | Path) -> Prediction:
         """Classify one file; raises :class:`helpers.media.MediaError` for a bad one."""
         from helpers.features import clip_features, clip_inputs, softmax_features
         from helpers.frames import sliding_starts
+        from helpers.ood import window_means
 
         takes = set(get_method(self.trained.method).inputs)
         if self.video_only is not None:
@@ -277,12 +299,18 @@ class Predictor:
                 model, note = self.video_only, f"{why}: classified by the video branch alone"
             elif "audio" in get_method(self.trained.method).inputs:
                 note = f"{why}: the model saw silence in place of audio"
-        probs, steps = [], []
+        # the spaces of the score: those of the model that answers (the video branch alone: its space)
+        spaces = [] if self.ood is None else [s for s in self.ood.spaces
+                                              if model is not self.video_only or s == "video"]
+        per_frame = {"video": f["pool"], "audio": f["audio"]}
+        probs, steps, vectors = [], [], {s: [] for s in spaces}
         for k in range(0, len(starts), self.WINDOWS_PER_BATCH):  # a few windows at a time: bounded memory
-            inputs = clip_inputs(video, f["audio"], f["thumbs"], self.seq_len, policy="sliding",
-                                 starts=starts[k:k + self.WINDOWS_PER_BATCH])
+            batch = starts[k:k + self.WINDOWS_PER_BATCH]
+            inputs = clip_inputs(video, f["audio"], f["thumbs"], self.seq_len, policy="sliding", starts=batch)
             probs.append(model.predict(inputs))
             steps.append(inputs["mask"].sum(1))
+            for s in spaces:
+                vectors[s].append(window_means(per_frame[s], self.seq_len, starts=batch))
         probs, steps = np.concatenate(probs), np.concatenate(steps)
         clip = (probs * (steps / steps.sum())[:, None]).sum(0)
         clip = clip / clip.sum()
@@ -290,14 +318,33 @@ class Predictor:
         duration = f["duration"] or (float(times[-1] + 1.0 / self.fps) if len(times) else 0.0)
         return Prediction(str(path), GENRES[int(clip.argmax())],
                           {g: round(float(p), 6) for g, p in zip(GENRES, clip)}, bool(f["has_audio"]),
-                          timeline(probs, np.asarray(starts), self.seq_len, self.fps, duration), round(duration, 3), note)
+                          timeline(probs, np.asarray(starts), self.seq_len, self.fps, duration), round(duration, 3), note,
+                          self.trained_on, self.backbone_weights,
+                          **self._familiarity({s: np.concatenate(v) for s, v in vectors.items()}, steps))
+
+    def _familiarity(self, vectors: dict[str, np.ndarray], steps: np.ndarray) -> dict:
+        """The out-of-distribution fields of a prediction (:mod:`helpers.ood`)."""
+        from helpers.ood import OOD_FILE, familiarity
+
+        if self.ood is None:
+            return {"ood_note": f"out-of-distribution score: cannot be computed, the model folder has no {OOD_FILE} "
+                                "(saved before the score existed; `vgenre train` with the model's profile adds it)"}
+        fam = familiarity(self.ood, vectors, steps)
+        return {"ood_score": round(fam.score, 4), "ood_parts": fam.parts, "familiar": fam.familiar,
+                "ood_note": fam.sentence()}
 
 
 def format_prediction(p: Prediction) -> str:
-    """Human-readable lines for one prediction."""
+    """Human-readable lines for one prediction: genre, probabilities, timeline, the
+    out-of-distribution score and what the model was trained on."""
     lines = [f"{p.path}: {p.genre} ({p.probabilities[p.genre]:.0%})" + (f"  [{p.note}]" if p.note else "")]
     lines.append("  " + "  ".join(f"{g} {v:.2f}" for g, v in p.probabilities.items()))
-    lines.append("  timeline: " + ", ".join(f"{w['start']:.1f}-{w['end']:.1f}s {w['genre']}" for w in p.timeline))
+    lines.append("  timeline: " + ", ".join(f"{w['start']:.1f}-{w['end']:.1f}s {w['genre']}" for w in p.timeline)
+                 + (" (half-overlapping windows; the answer is their average, weighted by real frames)"
+                    if len(p.timeline) > 1 else ""))
+    lines.append(f"  {p.ood_note}")
+    lines.append(f"  model trained on {p.trained_on or 'data not recorded in the model folder'}; "
+                 f"backbone: {p.backbone_weights}")
     return "\n".join(lines)
 
 

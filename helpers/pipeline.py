@@ -159,6 +159,7 @@ def ensure_models(ctx: RunContext, clips: ClipSet, methods, seeds, *, head=None,
 
     from helpers.features import sequence_inputs
     from helpers.models import get_method
+    from helpers.ood import OOD_FILE
     from helpers.train import reuse_model, train_late_fusion, train_model
 
     wanted = {"features": feature_settings_of(ctx), "training": ctx.profile.settings(TRAIN_FIELDS)}
@@ -176,6 +177,7 @@ def ensure_models(ctx: RunContext, clips: ClipSet, methods, seeds, *, head=None,
     for method, seed in tqdm(jobs, desc="training", unit="model", disable=not progress):
         spec, target = get_method(method), method_dir(ctx, method, seed)
         if not ((target / "model.keras").exists() and _config_matches(target / "config.json", wanted)):
+            (target / OOD_FILE).unlink(missing_ok=True)  # described the model trained before
             if spec.same_model_as:
                 source = ensure_models(ctx, clips, [spec.same_model_as], [seed], progress=False)
                 reuse_model(source[spec.same_model_as, seed], method, target)
@@ -190,8 +192,32 @@ def ensure_models(ctx: RunContext, clips: ClipSet, methods, seeds, *, head=None,
                     head_file = head_dir(ctx) / "head.keras"
                 train_model(method, data("train", spec.feature), data("val", spec.feature), target,
                             profile=ctx.profile, seed=seed, head_file=head_file, extra_config=wanted)
+        ensure_ood(ctx, clips, target)
         out[method, seed] = target
     return out
+
+
+def training_data_of(ctx: RunContext, n_train: int) -> str:
+    """What a run's models are trained on, in words: the synthetic set of the profile or the curated manifest."""
+    if ctx.manifest:
+        return f"the curated manifest {ctx.manifest} ({n_train} training clips)"
+    return (f"the synthetic clips of profile {ctx.profile.name} ({dataset_dir(ctx.profile, ctx.data_dir).name}, "
+            f"{n_train} training clips; not real film)")
+
+
+def ensure_ood(ctx: RunContext, clips: ClipSet, model_dir: Path) -> Path:
+    """The model folder's ``ood.npz`` (:mod:`helpers.ood`): its training clips described for the
+    out-of-distribution score, made from the run's training split when missing (a folder saved
+    before the score existed gets one too)."""
+    from helpers.ood import OOD_FILE, reference_from_clips
+
+    file = model_dir / OOD_FILE
+    if not file.exists():
+        config = json.loads((model_dir / "config.json").read_text())
+        train = clips.split("train")
+        reference_from_clips(train, config["method"], int(config["seq_len"]),
+                             data=training_data_of(ctx, len(train))).save(model_dir)
+    return file
 
 
 def ensure_predictor(ctx: RunContext, *, method: str = "late_fusion", progress: bool = True) -> Path:

@@ -221,7 +221,7 @@ PAPER_TABLE_I = {
     "single_frame": "ConvNet 65%",
     "lstm_softmax": "CNN-LSTM softmax 85.4%",
     "lstm_pool": "CNN-LSTM pool 90.3%",
-    "conv3d": "3D CNN 52.8% (the C3D paper's figure, by our attribution)",
+    "conv3d": "3D CNN 52.8% (by our attribution the C3D paper's 10-dimension feature result)",
 }
 """The rows of the paper's Table I that a method of the series corresponds to."""
 
@@ -265,7 +265,7 @@ def _acc(metrics: dict, name: str) -> str:
 
 
 def other_results(reference: dict) -> list[str]:
-    """Bullet lines for the README: what notebooks 01, 02 and 06 measured in the reference run."""
+    """Bullet lines for the README: what notebooks 01, 02, 04, 05 and 06 measured in the reference run."""
     m = reference["metrics"]
     nb01, nb02, nb06 = (m.get(k, {}) for k in ("01_data_curation", "02_frame_rate_experiments", "06_error_analysis"))
     out = []
@@ -282,6 +282,28 @@ def other_results(reference: dict) -> list[str]:
                    + (f"; the lowest rate not distinguishable from the best: {nb02['knee_fps']:g} fps" if "knee_fps" in nb02
                       else "") + f". Flashes caught at 1 fps: {nb02.get('flashes_caught_at_1fps', float('nan')):.0%}, at 4 fps: "
                    f"{nb02.get('flashes_caught_at_4fps', float('nan')):.0%}.")
+    nb04, nb05 = m.get("04_inceptionv3_transfer_learning", {}), m.get("05_lstm_training", {})
+    ran = nb04.get("transfer_rows_run") or []
+    if ran:
+        skipped = nb04.get("transfer_rows_not_run") or []
+        out.append("- Backbone weights (notebook 04, `lstm_pool`, first seed): "
+                   + ", ".join(f"{r.replace('_', ' ')} {_acc(nb04, f'transfer_clip_acc_{r}')}" for r in ran)
+                   + (f"; not run (no ImageNet weights): {', '.join(r.replace('_', ' ') for r in skipped)}" if skipped else "")
+                   + "".join(f"; {k[len('verdict_transfer_'):].replace('_vs_', ' against ').replace('_', ' ')}: **{v}**"
+                             for k, v in nb04.items() if k.startswith("verdict_transfer_")) + ".")
+    if "verdict_preprocessing_slip" in nb04:
+        out.append(f"- Preprocessing slip (notebook 04, pixels scaled to [0, 1] for a network that expects [-1, 1]): "
+                   f"the head's frame accuracy {nb04.get('head_frame_test_acc', float('nan')):.3f} -> "
+                   f"{nb04.get('slip_frame_acc', float('nan')):.3f}, `lstm_pool` {_acc(nb04, 'slip_clip_acc')} after "
+                   f"the slip; the slip against the right scaling: **{nb04['verdict_preprocessing_slip']}**.")
+    if "tsne_same_film_share" in nb04:
+        out.append(f"- Frames clump by film (notebook 04): {nb04['tsne_same_film_share']:.0%} of a frame's 10 nearest "
+                   f"neighbours come from its own film, {nb04.get('tsne_same_film_share_if_mixed', float('nan')):.0%} "
+                   f"would if a genre's films were interchangeable.")
+    if "verdict_wide_vs_deep" in nb05:
+        out.append(f"- Wide against deep (notebook 05, first seed, about the same number of LSTM weights): one layer of "
+                   f"the profile's width against two of {nb05.get('deep_lstm_units', '?')} units "
+                   f"({_acc(nb05, 'test_acc_deep_lstm')}); wide against deep: **{nb05['verdict_wide_vs_deep']}**.")
     hard = [k for k in ("lstm_pool", "audio_only", "early_fusion", "late_fusion") if f"hard_acc_{k}" in nb06]
     if hard:
         out.append("- The paper's two failures (notebook 06, hard cases never trained on): "

@@ -88,6 +88,17 @@ def random_status(profile_name: str = "default") -> WeightsStatus:
     return WeightsStatus("random", None, f"random-{RANDOM_SEED}", message)
 
 
+def describe_weights(weights_id: str) -> str:
+    """The backbone weights a model was trained with, in words, from the id its config records.
+
+    >>> describe_weights("random-1234")
+    'a randomly initialised InceptionV3, no ImageNet weights (random-1234)'
+    """
+    kind = ("a randomly initialised InceptionV3, no ImageNet weights" if weights_id.startswith("random")
+            else "InceptionV3 with ImageNet weights")
+    return f"{kind}{', fine-tuned' if '+ft-' in weights_id else ''} ({weights_id})"
+
+
 def resolve_weights(profile: str | Profile = "default", weights: str | Path | None = None) -> WeightsStatus:
     """Decide where the ImageNet weights come from, following the policy above.
 

@@ -1,0 +1,214 @@
+"""How far a clip lies from the clips a model was trained on: the out-of-distribution score.
+
+A model answers one of six genres for any input, however unlike its training clips. This module
+measures how unlike. Each window of a clip becomes one vector per kind of input the model reads:
+``video``, the mean InceptionV3 pool feature over the window's real frames, and ``audio``, its mean
+log-mel vector. The training clips (one window each, as in training) fix a PCA space of at most
+:data:`N_COMPONENTS` dimensions per kind. A clip's *distance* is the mean Euclidean distance from
+its vectors to their :data:`K_NEIGHBOURS` nearest training clips, in that space.
+
+The yardstick is the training clips' own distances to their nearest neighbours, each taken among
+the training clips of *other* groups (films): a new clip comes from a film the model never saw,
+so a training clip's neighbours from its own film would make the yardstick too short. The score
+is the clip's distance divided by the 99th percentile of those distances (:data:`QUANTILE`): at
+or below 1 the clip lies as close to the training clips as they lie to each other, above 1 it is
+farther than 99% of them (*not familiar*: do not trust the label). A clip's score is the larger
+of its video and audio scores; each is the average over its windows, weighted by their real
+frames as the probabilities are.
+
+Everything is kept in ``ood.npz`` in the model folder (plain arrays, no pickles), written by
+:func:`helpers.pipeline.ensure_models` from the run's cached features.
+
+>>> ref = fit_reference({"video": train_pool_means}, groups)          # doctest: +SKIP
+>>> ref.distances({"video": new_pool_means}) / ref.thresholds["video"]  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+OOD_FILE = "ood.npz"
+"""The file in a model folder that describes its training clips for the out-of-distribution score."""
+
+K_NEIGHBOURS = 5
+N_COMPONENTS = 32
+QUANTILE = 0.99
+
+
+def window_means(features: np.ndarray, seq_len: int, *, starts: list[int] | None = None) -> np.ndarray:
+    """Mean of per-frame *features* ``[n, D]`` over each window's real frames ``[w, D]``.
+
+    Windows as the model gets them (:func:`helpers.frames.make_sequences`): one window
+    (``policy="pad"``) when *starts* is None, as in training, else the sliding windows at *starts*.
+    """
+    from helpers.frames import make_sequences
+
+    policy = "pad" if starts is None else "sliding"
+    windows, mask = make_sequences(np.asarray(features, np.float32), seq_len, policy=policy, starts=starts)
+    return (windows * mask[..., None]).sum(1) / np.maximum(1, mask.sum(1, keepdims=True))
+
+
+def spaces_of(method: str) -> tuple[str, ...]:
+    """The kinds of input the score describes for *method*: ``video`` for any model that looks at
+    frames (pool features, softmax features or thumbnails), ``audio`` for one that listens."""
+    from helpers.models import get_method
+
+    inputs = set(get_method(method).inputs)
+    return tuple(s for s, uses in (("video", bool(inputs & {"video", "thumbs"})), ("audio", "audio" in inputs)) if uses)
+
+
+@dataclass
+class OODReference:
+    """The training clips of one model, per kind of input, in a reduced space.
+
+    Per space: ``mean`` and ``components`` of the PCA, the training clips' coordinates ``train``, and
+    ``thresholds[space]``, the :data:`QUANTILE` of their leave-one-group-out neighbour distances.
+    ``about`` holds what the training data was (``data``: a sentence; ``n_train``).
+    """
+
+    mean: dict[str, np.ndarray]
+    components: dict[str, np.ndarray]
+    train: dict[str, np.ndarray]
+    thresholds: dict[str, float]
+    k: int = K_NEIGHBOURS
+    about: dict = field(default_factory=dict)
+
+    @property
+    def spaces(self) -> tuple[str, ...]:
+        """The kinds of input described (``video``, ``audio``)."""
+        return tuple(self.train)
+
+    def project(self, space: str, x: np.ndarray) -> np.ndarray:
+        """Vectors ``[n, D]`` of *space* in its PCA coordinates ``[n, c]``."""
+        return (np.asarray(x, np.float64) - self.mean[space]) @ self.components[space].T
+
+    def distances(self, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Mean distance of each vector to its ``k`` nearest training clips, per space in *vectors*."""
+        from sklearn.neighbors import NearestNeighbors
+
+        out = {}
+        for space, x in vectors.items():
+            train = self.train[space]
+            nn = NearestNeighbors(n_neighbors=min(self.k, len(train))).fit(train)
+            out[space] = nn.kneighbors(self.project(space, x))[0].mean(1)
+        return out
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``ood.npz`` into *folder* (through a temporary name); return its path."""
+        folder = Path(folder)
+        arrays = {"k": np.array(self.k), "spaces": np.array(self.spaces),
+                  "about_data": np.array(str(self.about.get("data", ""))),
+                  "about_n_train": np.array(int(self.about.get("n_train", 0)))}
+        for s in self.spaces:
+            arrays |= {f"{s}_mean": self.mean[s], f"{s}_components": self.components[s],
+                       f"{s}_train": self.train[s], f"{s}_threshold": np.array(self.thresholds[s])}
+        tmp = folder / f".{OOD_FILE}.partial.npz"
+        np.savez(tmp, **arrays)
+        tmp.replace(folder / OOD_FILE)
+        return folder / OOD_FILE
+
+
+def load_reference(folder: str | Path) -> OODReference | None:
+    """The ``ood.npz`` of a model folder, or None when the folder has none (saved before it existed)."""
+    file = Path(folder) / OOD_FILE
+    if not file.is_file():
+        return None
+    with np.load(file, allow_pickle=False) as z:
+        spaces = [str(s) for s in z["spaces"]]
+        return OODReference({s: z[f"{s}_mean"] for s in spaces}, {s: z[f"{s}_components"] for s in spaces},
+                            {s: z[f"{s}_train"] for s in spaces}, {s: float(z[f"{s}_threshold"]) for s in spaces},
+                            int(z["k"]), {"data": str(z["about_data"]), "n_train": int(z["about_n_train"])})
+
+
+def neighbour_distances(z: np.ndarray, groups, k: int = K_NEIGHBOURS) -> np.ndarray:
+    """Each row's mean distance to its *k* nearest rows of other *groups* (its own group left out)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    groups = np.asarray(groups)
+    largest = int(np.unique(groups, return_counts=True)[1].max())
+    dist, idx = NearestNeighbors(n_neighbors=min(len(z), k + largest)).fit(z).kneighbors(z)
+    out = np.empty(len(z))
+    for i in range(len(z)):
+        others = dist[i][groups[idx[i]] != groups[i]][:k]
+        out[i] = others.mean() if len(others) else np.nan
+    return out
+
+
+def fit_reference(vectors: dict[str, np.ndarray], groups=None, *, k: int = K_NEIGHBOURS,
+                  n_components: int = N_COMPONENTS, about: dict | None = None) -> OODReference:
+    """Describe training clips: one vector per clip ``[n, D]`` per space, and each clip's group.
+
+    Without *groups* each clip is its own group (plain leave-one-out).
+
+    Raises
+    ------
+    ValueError
+        With fewer than two groups (no clip would have a neighbour from another group).
+    """
+    from sklearn.decomposition import PCA
+
+    n = len(next(iter(vectors.values())))
+    groups = np.arange(n) if groups is None or not any(str(g) for g in groups) else np.asarray(groups)
+    if len(np.unique(groups)) < 2:
+        raise ValueError(f"the out-of-distribution score needs training clips from two groups at least, got {n} "
+                         f"clips of {len(np.unique(groups))} group")
+    mean, components, train, thresholds = {}, {}, {}, {}
+    for space, x in vectors.items():
+        x = np.asarray(x, np.float64)
+        pca = PCA(n_components=min(n_components, n - 1, x.shape[1]), random_state=0).fit(x)
+        mean[space], components[space] = pca.mean_, pca.components_
+        train[space] = pca.transform(x)
+        loo = neighbour_distances(train[space], groups, k)
+        thresholds[space] = float(max(np.nanquantile(loo, QUANTILE), 1e-12))
+    return OODReference(mean, components, train, thresholds, k, {"n_train": n, **(about or {})})
+
+
+def clip_vectors(clips, spaces, seq_len: int) -> dict[str, np.ndarray]:
+    """One vector per clip of a :class:`helpers.features.ClipSet` per space, from its one window of
+    *seq_len* steps (as in training)."""
+    per_clip = {"video": clips.pool, "audio": clips.audio}
+    return {s: np.concatenate([window_means(f, seq_len) for f in per_clip[s]]) for s in spaces}
+
+
+def reference_from_clips(clips, method: str, seq_len: int, *, data: str = "") -> OODReference:
+    """The reference of a model of *method* trained on *clips* (the training split's ClipSet)."""
+    groups = [m.get("group", "") for m in clips.meta]
+    return fit_reference(clip_vectors(clips, spaces_of(method), seq_len), groups, about={"data": data})
+
+
+def clip_scores(reference: OODReference, clips, seq_len: int) -> np.ndarray:
+    """The out-of-distribution score of every clip of a ClipSet (the larger of its spaces' scores),
+    e.g. of the test split, whose films the model never saw."""
+    dist = reference.distances(clip_vectors(clips, reference.spaces, seq_len))
+    return np.max([dist[s] / reference.thresholds[s] for s in reference.spaces], axis=0)
+
+
+@dataclass
+class Familiarity:
+    """The out-of-distribution score of one clip: overall (the largest), per space, and its verdict."""
+
+    score: float
+    parts: dict[str, float]
+
+    @property
+    def familiar(self) -> bool:
+        """At or below 1: the clip lies among the training clips."""
+        return self.score <= 1.0
+
+    def sentence(self) -> str:
+        """One line for people: the score, what 1 means, and whether to trust the label."""
+        parts = ", ".join(f"{s} {v:.2f}" for s, v in self.parts.items())
+        verdict = ("familiar: as close to the training clips as they are to each other" if self.familiar
+                   else "unlike anything in training: do not trust this label")
+        return f"out-of-distribution score {self.score:.2f} ({parts}; above 1 = unfamiliar): {verdict}"
+
+
+def familiarity(reference: OODReference, vectors: dict[str, np.ndarray], weights: np.ndarray) -> Familiarity:
+    """Score one clip from its window vectors per space (those of *reference* it has) and the windows'
+    *weights* (their real frames)."""
+    dist = reference.distances({s: v for s, v in vectors.items() if s in reference.spaces})
+    w = np.asarray(weights, np.float64) / np.sum(weights)
+    parts = {s: round(float((d * w).sum() / reference.thresholds[s]), 4) for s, d in dist.items()}
+    return Familiarity(max(parts.values()), parts)
