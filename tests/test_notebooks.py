@@ -158,6 +158,11 @@ def test_classify_your_own_video(metrics):
     m = metrics["07"]
     assert m["n_windows"] >= 3 and m["silent_short_windows"] == 1
     assert m["predicted_genre"] in ("Action", "Animation", "Horror", "Romance", "Sports", "ScienceFiction")
+    # the out-of-distribution score: a clip like the training ones is familiar, a grey silent one is not
+    assert m["ood_familiar_demo"] is True and m["ood_score_demo"] <= 1
+    assert m["ood_familiar_grey"] is False and m["ood_score_grey"] > 1
+    assert m["ood_score_noise"] > m["ood_score_demo"]
+    assert m["ood_familiar_share_test"] >= 0.8  # test clips come from unseen films of the same kind
 
 
 def test_figures_are_saved_in_the_run(smoke_run):
