@@ -323,6 +323,16 @@ def other_results(reference: dict) -> list[str]:
                       "behind": "darkening **pulls** predictions away from Horror and Science Fiction",
                       "not distinguishable": "a shift toward Horror and Science Fiction is **not distinguishable**"}.get(
                        nb06["darkening_shift_verdict"], nb06["darkening_shift_verdict"]) + " (notebook 06).")
+    nb07 = m.get("07_classify_your_own_video", {})
+    if "ood_score_demo" in nb07:
+        word = {True: "familiar", False: "**not familiar**"}
+        out.append("- Out-of-distribution score (notebook 07; above 1: farther from the training clips than 99% of them "
+                   "are from each other): " + ", ".join(
+                       f"{name} {nb07[f'ood_score_{key}']:.2f} ({word.get(nb07.get(f'ood_familiar_{key}'), '?')})"
+                       for key, name in (("demo", "the demo clip"), ("grey", "a grey silent clip"), ("noise", "noise"))
+                       if f"ood_score_{key}" in nb07)
+                   + (f"; test clips judged familiar: {nb07['ood_familiar_share_test']:.0%}"
+                      if "ood_familiar_share_test" in nb07 else "") + ".")
     return out
 
 

@@ -8,6 +8,8 @@ A model folder is self-contained: it can be copied or moved anywhere and still p
     config.json     method, feature kind, sequence length, fps, backbone and audio settings;
                     every path in it is relative to the folder
     metrics.json    test metrics, when ``vgenre train`` computed them
+    ood.npz         the training clips described for the out-of-distribution score (:mod:`helpers.ood`),
+                    added by :func:`helpers.pipeline.ensure_models`
     log.csv, best.weights.h5   Keras callbacks' records (and tensorboard/ where TensorFlow is installed)
 
 What each method takes and how it trains comes from the registry :data:`helpers.models.METHODS`.
@@ -19,6 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -86,8 +89,6 @@ def train_model(method: str, train: tuple[dict, np.ndarray], val: tuple[dict, np
     goes into the folder). Per-frame methods train on every real frame of the training clips.
     Returns the model folder.
     """
-    import keras
-
     prof = get_profile(profile)
     spec = get_method(method)
     if spec.feature == "softmax" and head_file is None:
@@ -105,11 +106,8 @@ def train_model(method: str, train: tuple[dict, np.ndarray], val: tuple[dict, np
     start = time.perf_counter()
     with training_scope():
         model = build_model(method, prof, x_tr)
-        model.compile(optimizer=keras.optimizers.Adam(prof.learning_rate), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-        history = model.fit(fit_x, fit_y, validation_data=val_data, epochs=prof.epochs, batch_size=spec.batch_size,
-                            class_weight=_class_weights(fit_y), verbose=verbose,
-                            callbacks=training_callbacks(out_dir, patience=prof.patience))
+        history = _compile_and_fit(model, prof, (fit_x, fit_y), val_data, out_dir, batch_size=spec.batch_size,
+                                   verbose=verbose)
     if head_file is not None:
         shutil.copyfile(head_file, out_dir / "head.keras")
     config = {"method": method, "feature": spec.feature, "profile": prof.name, "seq_len": int(x_tr["mask"].shape[1]),
@@ -117,6 +115,54 @@ def train_model(method: str, train: tuple[dict, np.ndarray], val: tuple[dict, np
               "train_seconds": round(time.perf_counter() - start, 2),
               **({"head": "head.keras"} if head_file is not None else {}), **(extra_config or {})}
     return save_model_dir(model, out_dir, config)
+
+
+def train_keras_model(build: Callable[[], object], train: tuple[dict, np.ndarray], val: tuple[dict, np.ndarray],
+                      out_dir: str | Path, *, profile: str | Profile = "default", seed: int = 0, batch_size: int = 32,
+                      extra_config: dict | None = None, verbose: int = 0) -> Path:
+    """Train a model that is not in the registry the way :func:`train_model` trains one; write its folder.
+
+    *build* is a function without arguments that returns the untrained ``keras.Model`` (a notebook's own
+    design, say); it is called after seeding and inside the training scope, so *seed* fixes its initial
+    weights and several devices share its variables. The optimiser, loss, class weights, epochs, early
+    stopping and logs are those of :func:`train_model`, from *profile*. *train* and *val* are ``(inputs,
+    y)`` pairs as :func:`helpers.features.sequence_inputs` makes them; a model with named inputs is given
+    only those. The folder's config names the model (``method``: the model's name).
+
+    >>> train_keras_model(lambda: build_attention(40, 2048), (x_tr, y_tr), (x_va, y_va), "models/attention_seed0",
+    ...                   profile="smoke", seed=0)  # doctest: +SKIP
+    """
+    prof = get_profile(profile)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(seed)
+    (x_tr, y_tr), (x_va, y_va) = train, val
+    start = time.perf_counter()
+    with training_scope():
+        model = build()
+        names = list(model.input) if isinstance(model.input, dict) else None
+        pick = (lambda x: {k: x[k] for k in names}) if names else (lambda x: x)
+        history = _compile_and_fit(model, prof, (pick(x_tr), y_tr), (pick(x_va), y_va), out_dir,
+                                   batch_size=batch_size, verbose=verbose)
+    config = {"method": model.name, "profile": prof.name,
+              **({"seq_len": int(x_tr["mask"].shape[1])} if isinstance(x_tr, dict) and "mask" in x_tr else {}),
+              "fps": prof.sample_fps, "seed": seed,
+              "backend": backend_name(), "epochs_run": len(history.history["loss"]),
+              "train_seconds": round(time.perf_counter() - start, 2), **(extra_config or {})}
+    return save_model_dir(model, out_dir, config)
+
+
+def _compile_and_fit(model, prof: Profile, fit: tuple, val_data: tuple, out_dir: Path, *, batch_size: int,
+                     verbose: int):
+    """Compile *model* with the profile's optimiser and fit it with early stopping and the folder's logs."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(prof.learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    fit_x, fit_y = fit
+    return model.fit(fit_x, fit_y, validation_data=val_data, epochs=prof.epochs, batch_size=batch_size,
+                     class_weight=_class_weights(fit_y), verbose=verbose,
+                     callbacks=training_callbacks(out_dir, patience=prof.patience))
 
 
 def reuse_model(source_dir: str | Path, method: str, out_dir: str | Path) -> Path:
@@ -196,6 +242,11 @@ class TrainedModel:
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Genre probabilities ``[N, 6]`` for stacked sequence inputs."""
+        from helpers.models import METHODS
+
+        if self.method not in METHODS:  # a model of a notebook's own design (train_keras_model): its named inputs
+            names = list(self.model.input) if isinstance(self.model.input, dict) else None
+            return self._call({k: inputs[k] for k in names} if names else inputs["video"], 256)
         spec = get_method(self.method)
         if spec.per_frame:
             mask = inputs["mask"]

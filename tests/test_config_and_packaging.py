@@ -181,7 +181,8 @@ def test_series_is_complete():
     names = [p.name for p in NOTEBOOKS]
     assert names == ["00_setup.ipynb", "01_data_curation.ipynb", "02_frame_rate_experiments.ipynb",
                      "03_mel_spectrograms.ipynb", "04_inceptionv3_transfer_learning.ipynb", "05_lstm_training.ipynb",
-                     "06_error_analysis.ipynb", "07_classify_your_own_video.ipynb"]
+                     "06_error_analysis.ipynb", "07_classify_your_own_video.ipynb",
+                     "08_beyond_the_paper.ipynb"]
 
 
 def test_help_lists_subcommands():
