@@ -33,7 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONTEXT_METRICS = frozenset({"backend", "backend_version", "keras_version", "n_cpus", "n_gpus"})
-"""Metrics that say what the run ran on: shown by :func:`check`, never compared."""
+"""Metrics that say what the run ran on: shown by :func:`check`, never compared (nor is any metric
+whose name ends in ``_seconds``: a time measured on the machine, which another machine or load changes)."""
+
+
+def is_context(name: str) -> bool:
+    """Whether metric *name* describes the machine or its speed rather than a result (not compared)."""
+    return name in CONTEXT_METRICS or name.endswith("_seconds")
 
 REL_TOL, ABS_TOL = 0.10, 0.02
 """How close a number without an interval must come to the reference: 10% or 0.02."""
@@ -166,7 +172,7 @@ def check(run: dict, reference: dict) -> list[Row]:
             if name.endswith("_ci") and name[:-3] in (ref_nb.keys() | run_nb.keys()):
                 continue  # an accuracy's interval: compared with its accuracy
             ref, new = ref_nb.get(name), run_nb.get(name)
-            if name in CONTEXT_METRICS:
+            if is_context(name):
                 rows.append(Row(notebook, name, ref, new, "shown, not compared", "info"))
             elif name not in run_nb:
                 rows.append(Row(notebook, name, ref, None, "missing from the run", "missing"))

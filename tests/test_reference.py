@@ -29,7 +29,7 @@ METRICS = {
                          "test_acc_std_lstm_pool": 0.02, "test_f1_lstm_pool": 0.79,
                          "test_acc_single_frame": 0.5, "test_acc_single_frame_ci": [0.41, 0.59],
                          "test_acc_std_single_frame": 0.03, "test_f1_single_frame": 0.45,
-                         "verdict_lstm_vs_single_frame": "ahead"},
+                         "verdict_lstm_vs_single_frame": "ahead", "train_time_lstm_pool_seconds": 30.0},
 }
 
 
@@ -66,6 +66,7 @@ def test_the_run_that_made_the_reference_reproduces_it(reference, tmp_path, caps
     ({"05_lstm_training__test_acc_std_lstm_pool": 0.09}, False),
     ({"05_lstm_training__test_f1_single_frame": None}, False),  # missing from the run
     ({"00_setup__n_cpus": 16, "00_setup__backend": "jax"}, True),  # the machine: shown, not compared
+    ({"05_lstm_training__train_time_lstm_pool_seconds": 90.0}, True),  # a time: the machine's speed, not a result
 ])
 def test_check_flags_drift_by_the_kind_of_metric(reference, tmp_path, change, reproduced, capsys):
     run = write_summary(tmp_path / "new_run", drifted(**change))
