@@ -329,6 +329,14 @@ def other_results(reference: dict) -> list[str]:
                       "behind": "darkening **pulls** predictions away from Horror and Science Fiction",
                       "not distinguishable": "a shift toward Horror and Science Fiction is **not distinguishable**"}.get(
                        nb06["darkening_shift_verdict"], nb06["darkening_shift_verdict"]) + " (notebook 06).")
+    nb08 = m.get("08_beyond_the_paper", {})
+    designs = [d for d in ("attention", "tconv") if f"verdict_{d}_vs_lstm" in nb08]
+    if designs:
+        names = {"attention": "temporal attention", "tconv": "a temporal convolution"}
+        out.append("- Beyond the paper (notebook 08, the same features, split and seeds as `lstm_pool`): " + ", ".join(
+            f"{names[d]} {_acc(nb08, f'test_acc_{d}')}, {nb08.get(f'params_{d}', 0):,} weights, against the LSTM: "
+            f"**{nb08[f'verdict_{d}_vs_lstm']}**" for d in designs)
+            + (f" (`lstm_pool`: {nb08['params_lstm_pool']:,} weights)" if "params_lstm_pool" in nb08 else "") + ".")
     nb07 = m.get("07_classify_your_own_video", {})
     if "ood_score_demo" in nb07:
         word = {True: "familiar", False: "**not familiar**"}
