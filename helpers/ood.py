@@ -4,8 +4,11 @@ A model answers one of six genres for any input, however unlike its training cli
 measures how unlike. Each window of a clip becomes one vector per kind of input the model reads:
 ``video``, the mean InceptionV3 pool feature over the window's real frames, and ``audio``, its mean
 log-mel vector. The training clips (one window each, as in training) fix a PCA space of at most
-:data:`N_COMPONENTS` dimensions per kind. A clip's *distance* is the mean Euclidean distance from
-its vectors to their :data:`K_NEIGHBOURS` nearest training clips, in that space.
+:data:`N_COMPONENTS` dimensions per kind, plus one more coordinate: the vector's distance to that
+space (what the components leave out), so a clip that differs in directions the training clips do
+not vary in is not projected onto them and called familiar. A clip's *distance* is the mean
+Euclidean distance from its vectors to their :data:`K_NEIGHBOURS` nearest training clips, in those
+coordinates.
 
 The yardstick is the training clips' own distances to their nearest neighbours, each taken among
 the training clips of *other* groups (films): a new clip comes from a film the model never saw,
@@ -35,6 +38,8 @@ OOD_FILE = "ood.npz"
 K_NEIGHBOURS = 5
 N_COMPONENTS = 32
 QUANTILE = 0.99
+FORMAT = 2
+"""The layout of ``ood.npz``; a file of another layout is treated as missing (and rewritten by the series)."""
 
 
 def window_means(features: np.ndarray, seq_len: int, *, starts: list[int] | None = None) -> np.ndarray:
@@ -81,8 +86,8 @@ class OODReference:
         return tuple(self.train)
 
     def project(self, space: str, x: np.ndarray) -> np.ndarray:
-        """Vectors ``[n, D]`` of *space* in its PCA coordinates ``[n, c]``."""
-        return (np.asarray(x, np.float64) - self.mean[space]) @ self.components[space].T
+        """Vectors ``[n, D]`` of *space* in its PCA coordinates and their distance to the PCA space ``[n, c + 1]``."""
+        return _coordinates(x, self.mean[space], self.components[space])
 
     def distances(self, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Mean distance of each vector to its ``k`` nearest training clips, per space in *vectors*."""
@@ -98,7 +103,7 @@ class OODReference:
     def save(self, folder: str | Path) -> Path:
         """Write ``ood.npz`` into *folder* (through a temporary name); return its path."""
         folder = Path(folder)
-        arrays = {"k": np.array(self.k), "spaces": np.array(self.spaces),
+        arrays = {"format": np.array(FORMAT), "k": np.array(self.k), "spaces": np.array(self.spaces),
                   "about_data": np.array(str(self.about.get("data", ""))),
                   "about_n_train": np.array(int(self.about.get("n_train", 0)))}
         for s in self.spaces:
@@ -116,10 +121,20 @@ def load_reference(folder: str | Path) -> OODReference | None:
     if not file.is_file():
         return None
     with np.load(file, allow_pickle=False) as z:
+        if "format" not in z.files or int(z["format"]) != FORMAT:
+            return None  # written by an earlier version: treated as missing
         spaces = [str(s) for s in z["spaces"]]
         return OODReference({s: z[f"{s}_mean"] for s in spaces}, {s: z[f"{s}_components"] for s in spaces},
                             {s: z[f"{s}_train"] for s in spaces}, {s: float(z[f"{s}_threshold"]) for s in spaces},
                             int(z["k"]), {"data": str(z["about_data"]), "n_train": int(z["about_n_train"])})
+
+
+def _coordinates(x: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """PCA coordinates of the rows of *x*, and as a last column each row's distance to the PCA space."""
+    centred = np.asarray(x, np.float64) - mean
+    coords = centred @ components.T
+    off = np.linalg.norm(centred - coords @ components, axis=1, keepdims=True)
+    return np.hstack([coords, off])
 
 
 def neighbour_distances(z: np.ndarray, groups, k: int = K_NEIGHBOURS) -> np.ndarray:
@@ -159,7 +174,7 @@ def fit_reference(vectors: dict[str, np.ndarray], groups=None, *, k: int = K_NEI
         x = np.asarray(x, np.float64)
         pca = PCA(n_components=min(n_components, n - 1, x.shape[1]), random_state=0).fit(x)
         mean[space], components[space] = pca.mean_, pca.components_
-        train[space] = pca.transform(x)
+        train[space] = _coordinates(x, mean[space], components[space])
         loo = neighbour_distances(train[space], groups, k)
         thresholds[space] = float(max(np.nanquantile(loo, QUANTILE), 1e-12))
     return OODReference(mean, components, train, thresholds, k, {"n_train": n, **(about or {})})

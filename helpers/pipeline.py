@@ -207,12 +207,12 @@ def training_data_of(ctx: RunContext, n_train: int) -> str:
 
 def ensure_ood(ctx: RunContext, clips: ClipSet, model_dir: Path) -> Path:
     """The model folder's ``ood.npz`` (:mod:`helpers.ood`): its training clips described for the
-    out-of-distribution score, made from the run's training split when missing (a folder saved
-    before the score existed gets one too)."""
-    from helpers.ood import OOD_FILE, reference_from_clips
+    out-of-distribution score, made from the run's training split when missing or of an earlier
+    layout (a folder saved before the score existed gets one too)."""
+    from helpers.ood import OOD_FILE, load_reference, reference_from_clips
 
     file = model_dir / OOD_FILE
-    if not file.exists():
+    if load_reference(model_dir) is None:
         config = json.loads((model_dir / "config.json").read_text())
         train = clips.split("train")
         reference_from_clips(train, config["method"], int(config["seq_len"]),

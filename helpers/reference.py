@@ -302,10 +302,11 @@ def other_results(reference: dict) -> list[str]:
                    f"the head's frame accuracy {nb04.get('head_frame_test_acc', float('nan')):.3f} -> "
                    f"{nb04.get('slip_frame_acc', float('nan')):.3f}, `lstm_pool` {_acc(nb04, 'slip_clip_acc')} after "
                    f"the slip; the slip against the right scaling: **{nb04['verdict_preprocessing_slip']}**.")
-    if "tsne_same_film_share" in nb04:
-        out.append(f"- Frames clump by film (notebook 04): {nb04['tsne_same_film_share']:.0%} of a frame's 10 nearest "
-                   f"neighbours come from its own film, {nb04.get('tsne_same_film_share_if_mixed', float('nan')):.0%} "
-                   f"would if a genre's films were interchangeable.")
+    if "same_film_neighbours" in nb04:
+        out.append(f"- Frames clump by film (notebook 04): of a frame's 10 nearest neighbours in other clips, "
+                   f"{nb04['same_film_neighbours']:.0%} come from its film's other clip, "
+                   f"{nb04.get('same_film_neighbours_if_mixed', float('nan')):.0%} would if a genre's clips were "
+                   f"shuffled between its films.")
     if "verdict_wide_vs_deep" in nb05:
         out.append(f"- Wide against deep (notebook 05, first seed, about the same number of LSTM weights): one layer of "
                    f"the profile's width against two of {nb05.get('deep_lstm_units', '?')} units "

@@ -118,14 +118,15 @@ def train_model(method: str, train: tuple[dict, np.ndarray], val: tuple[dict, np
 
 
 def train_keras_model(build: Callable[[], object], train: tuple[dict, np.ndarray], val: tuple[dict, np.ndarray],
-                      out_dir: str | Path, *, profile: str | Profile = "default", seed: int = 0, batch_size: int = 32,
+                      out_dir: str | Path, *, profile: str | Profile = "default", seed: int = 0, batch_size: int | None = None,
                       extra_config: dict | None = None, verbose: int = 0) -> Path:
     """Train a model that is not in the registry the way :func:`train_model` trains one; write its folder.
 
     *build* is a function without arguments that returns the untrained ``keras.Model`` (a notebook's own
     design, say); it is called after seeding and inside the training scope, so *seed* fixes its initial
     weights and several devices share its variables. The optimiser, loss, class weights, epochs, early
-    stopping and logs are those of :func:`train_model`, from *profile*. *train* and *val* are ``(inputs,
+    stopping and logs are those of :func:`train_model`, from *profile*; the batch size, unless given, is
+    ``lstm_pool``'s. *train* and *val* are ``(inputs,
     y)`` pairs as :func:`helpers.features.sequence_inputs` makes them; a model with named inputs is given
     only those. The folder's config names the model (``method``: the model's name).
 
@@ -133,6 +134,7 @@ def train_keras_model(build: Callable[[], object], train: tuple[dict, np.ndarray
     ...                   profile="smoke", seed=0)  # doctest: +SKIP
     """
     prof = get_profile(profile)
+    batch_size = batch_size or get_method("lstm_pool").batch_size
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
@@ -144,7 +146,7 @@ def train_keras_model(build: Callable[[], object], train: tuple[dict, np.ndarray
         pick = (lambda x: {k: x[k] for k in names}) if names else (lambda x: x)
         history = _compile_and_fit(model, prof, (pick(x_tr), y_tr), (pick(x_va), y_va), out_dir,
                                    batch_size=batch_size, verbose=verbose)
-    config = {"method": model.name, "profile": prof.name,
+    config = {"method": model.name, "custom": True, "profile": prof.name,
               **({"seq_len": int(x_tr["mask"].shape[1])} if isinstance(x_tr, dict) and "mask" in x_tr else {}),
               "fps": prof.sample_fps, "seed": seed,
               "backend": backend_name(), "epochs_run": len(history.history["loss"]),
@@ -242,9 +244,7 @@ class TrainedModel:
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Genre probabilities ``[N, 6]`` for stacked sequence inputs."""
-        from helpers.models import METHODS
-
-        if self.method not in METHODS:  # a model of a notebook's own design (train_keras_model): its named inputs
+        if self.config.get("custom"):  # a model of a notebook's own design (train_keras_model): its named inputs
             names = list(self.model.input) if isinstance(self.model.input, dict) else None
             return self._call({k: inputs[k] for k in names} if names else inputs["video"], 256)
         spec = get_method(self.method)

@@ -195,24 +195,29 @@ def train_row(clips, profile: str | Profile, out_dir: str | Path, *, seed: int =
     return head, lstm_dir
 
 
-def film_neighbours(x: np.ndarray, films: np.ndarray, genres: np.ndarray, *, k: int = 10) -> dict:
-    """How much the *k* nearest neighbours of each frame (rows of *x*) come from its own film.
+def film_neighbours(x: np.ndarray, films: np.ndarray, genres: np.ndarray, clips: np.ndarray, *, k: int = 10) -> dict:
+    """How much the *k* nearest neighbours of each frame (rows of *x*) come from its film's *other* clips.
 
-    Returns the share of neighbours from the same film, from other films of the same genre, and what
-    the same-film share would be if frames were mixed at random within a genre (a genre's frames
-    drawn without regard to film): the ratio of the first to the last says how strongly frames clump
-    by film beyond their genre. Euclidean distance on *x* as given.
+    Frames of the frame's own clip are left out (neighbouring frames of one shot are alike whatever
+    the film): the question is whether a frame finds its *sister clip*. Returns the share of the
+    remaining neighbours from the same film, from other films of the same genre, and what the
+    same-film share would be if a genre's clips were mixed at random between its films: the ratio of
+    the first to the last says how strongly frames clump by film beyond their genre. Euclidean
+    distance on *x* as given.
     """
     from sklearn.neighbors import NearestNeighbors
 
-    films, genres = np.asarray(films), np.asarray(genres)
-    index = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)[:, 1:]
-    same_film = films[index] == films[:, None]
-    same_genre = genres[index] == genres[:, None]
-    # within a genre, a random neighbour is from the same film with probability (n_film - 1) / (n_genre - 1)
-    film_size = {f: int((films == f).sum()) for f in np.unique(films)}
-    genre_size = {g: int((genres == g).sum()) for g in np.unique(genres)}
-    expected = np.array([(film_size[f] - 1) / max(1, genre_size[g] - 1) for f, g in zip(films, genres)])
+    films, genres, clips = np.asarray(films), np.asarray(genres), np.asarray(clips)
+    largest_clip = int(np.unique(clips, return_counts=True)[1].max())
+    index = NearestNeighbors(n_neighbors=min(len(x), k + largest_clip)).fit(x).kneighbors(x, return_distance=False)
+    others = np.array([row[clips[row] != clips[i]][:k] for i, row in enumerate(index)])  # k per frame
+    same_film = films[others] == films[:, None]
+    same_genre = genres[others] == genres[:, None]
+    # a neighbour from another clip of the same genre is from the same film with probability
+    # (frames of the film outside the clip) / (frames of the genre outside the clip)
+    size = lambda labels: dict(zip(*np.unique(labels, return_counts=True)))
+    n_film, n_genre, n_clip = size(films), size(genres), size(clips)
+    expected = np.array([(n_film[f] - n_clip[c]) / max(1, n_genre[g] - n_clip[c]) for f, g, c in zip(films, genres, clips)])
     return {"k": k, "same_film": float(same_film.mean()), "same_genre_other_film": float((same_genre & ~same_film).mean()),
             "same_film_if_mixed": float((expected * same_genre.mean(1)).mean())}
 

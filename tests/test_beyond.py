@@ -105,6 +105,9 @@ def test_train_keras_model_trains_saves_and_reloads(builders, name, tmp_path):
     trained = load_model_dir(out).model
     probs = _probs(trained, x)
     assert probs.shape == (12, len(GENRES)) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    # the folder says it holds a model of the notebook's own design, and predict gives it its named inputs
+    assert config["custom"] is True
+    np.testing.assert_allclose(load_model_dir(out).predict(x), probs, atol=1e-5)
 
 
 def test_train_keras_model_is_seeded(builders, tmp_path):

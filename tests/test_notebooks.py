@@ -108,7 +108,7 @@ def test_transfer_learning_head_learns(metrics):
     assert m["transfer_rows_not_run"] == ["imagenet_frozen", "imagenet_finetuned"]
     assert m["transfer_frame_acc_random"] == m["head_frame_test_acc"]
     # the lessons: frames clump by film beyond their genre; the [0, 1] slip costs the head its accuracy
-    assert m["tsne_same_film_share"] > 1.5 * m["tsne_same_film_share_if_mixed"]
+    assert m["same_film_neighbours"] > 1.5 * m["same_film_neighbours_if_mixed"]
     assert m["slip_frame_acc"] < m["head_frame_test_acc"] - 0.1
 
 

@@ -30,6 +30,23 @@ def test_score_is_distance_over_the_training_clips_own_yardstick():
     assert "do not trust" not in Familiarity(0.5, {"video": 0.5}).sentence()
 
 
+def test_a_clip_off_the_training_clips_subspace_is_not_familiar(tmp_path):
+    """Training clips that vary in a few directions of many: a clip far away in another direction
+    projects near their mean, yet its distance to their space makes it unfamiliar."""
+    rng = np.random.default_rng(2)
+    basis = np.linalg.qr(rng.normal(size=(200, 40)))[0].T           # a 40-d plane in 200 dimensions
+    train = rng.normal(scale=10, size=(120, 40)) @ basis
+    ref = fit_reference({"video": train}, np.repeat(np.arange(60), 2), n_components=32)
+    off = np.linalg.qr(np.c_[basis.T, rng.normal(size=200)])[0][:, -1]  # orthogonal to the plane
+    assert not familiarity(ref, {"video": 1000 * off[None]}, [1]).familiar
+    assert familiarity(ref, {"video": train[:1] + 0.1 * off[None]}, [1]).familiar
+    ref.save(tmp_path)  # the file round-trips with its layout number
+    again = load_reference(tmp_path)
+    assert again is not None and not familiarity(again, {"video": 1000 * off[None]}, [1]).familiar
+    np.savez(tmp_path / OOD_FILE, spaces=np.array(["video"]))  # an earlier layout: treated as missing
+    assert load_reference(tmp_path) is None
+
+
 def test_yardstick_leaves_out_each_clips_own_group():
     """Neighbours from the clip's own film do not count: with near-duplicates in one group, the
     leave-one-group-out yardstick is longer than a plain leave-one-out one."""

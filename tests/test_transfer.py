@@ -41,19 +41,24 @@ def test_washed_backbone_feeds_washed_frames_and_caches_apart():
     assert not np.allclose(washed.pool_features(frames, batch_size=4), backbone.pool_features(frames, batch_size=4))
 
 
-def test_film_neighbours_tell_film_clumps_from_genre_clouds():
+def test_film_neighbours_find_sister_clips_not_the_frames_of_the_same_clip():
     rng = np.random.default_rng(0)
-    films = np.repeat(np.arange(12), 20)          # 12 films of 20 frames
+    clips = np.repeat(np.arange(24), 10)          # 24 clips of 10 frames
+    films = clips // 2                            # 12 films of 2 clips
     genres = films // 4                           # 3 genres of 4 films
     genre_centre = rng.normal(size=(3, 8)) * 10
     film_offset = rng.normal(size=(12, 8)) * 3
-    clumped = genre_centre[genres] + film_offset[films] + rng.normal(size=(240, 8)) * 0.3
-    mixed = genre_centre[genres] + rng.normal(size=(240, 8)) * 0.3  # films interchangeable in a genre
-    a, b = film_neighbours(clumped, films, genres, k=10), film_neighbours(mixed, films, genres, k=10)
-    assert a["same_film"] > 0.9 and a["same_film"] > 2 * a["same_film_if_mixed"]
-    assert abs(b["same_film"] - b["same_film_if_mixed"]) < 0.1
-    assert b["same_film"] + b["same_genre_other_film"] > 0.95  # genres still separate
-    assert b["same_film_if_mixed"] == pytest.approx(19 / 79, abs=0.02)
+    clip_offset = rng.normal(size=(24, 8)) * 3
+    noise = rng.normal(size=(240, 8)) * 0.3
+    by_film = genre_centre[genres] + film_offset[films] + noise    # sister clips alike
+    by_clip = genre_centre[genres] + clip_offset[clips] + noise    # each clip its own look, films interchangeable
+    a = film_neighbours(by_film, films, genres, clips, k=5)
+    b = film_neighbours(by_clip, films, genres, clips, k=5)
+    assert a["same_film"] > 0.9 and a["same_film"] > 3 * a["same_film_if_mixed"]
+    # tight clips of one look each: without leaving the clip out, every neighbour would be "same film"
+    assert b["same_film"] < 2 * b["same_film_if_mixed"]
+    assert b["same_film_if_mixed"] == pytest.approx(10 / 70, abs=0.03)
+    assert a["same_film"] + a["same_genre_other_film"] > 0.95  # genres still separate
 
 
 def test_with_weights_the_notebook_runs_every_row_and_records_verdicts(monkeypatch, tmp_path, smoke_manifest):
