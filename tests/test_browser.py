@@ -270,7 +270,9 @@ def run_all(page, panel):
         """(panel) => {
             const outputs = [...panel.querySelectorAll('.jp-OutputArea-output')];
             if (outputs.some(o => o.textContent.includes('Traceback (most recent call last)'))) return true;
-            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+            // the prompts of input areas: a collapsed cell (a solution) shows a placeholder whose own
+            // prompt never gets a number, so it is left out
+            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
             const idle = panel.querySelector('.jp-Notebook-ExecutionIndicator')?.dataset.status === 'idle';
             return idle && prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
         }""", arg=panel.element_handle(), timeout=RUN_ALL_S * 1000, polling=500)
