@@ -1,15 +1,19 @@
 """Hosted runtimes (Colab, Kaggle): the first code cell of every notebook installs the course.
 
 In a fresh hosted runtime the package ``helpers`` is not importable. The first code cell of each
-notebook (:data:`INSTALL_CELL`) then installs it with pip from :data:`SOURCE`, the one place the
-course's source is named, and says what it did; everywhere else (a checkout with ``make``, a
-conda environment) the cell does nothing. pip installs only what the runtime lacks: the ranges
-in ``pyproject.toml`` accept the TensorFlow, Keras and numpy a hosted runtime already has, so they
-are not reinstalled (the backends are extras and are never pulled in by the cell).
+notebook (:data:`INSTALL_CELL`) then installs it with pip and says what it did; everywhere else (a
+checkout with ``make``, a conda environment) the cell does nothing. It installs, the first that exists:
 
-To point the notebooks at a fork, either set ``VGENRE_SOURCE`` in the runtime before the first
-cell (``%env VGENRE_SOURCE=git+https://github.com/you/your-fork``), or change :data:`SOURCE` here
-and rewrite the cells of every notebook with ``python -m helpers.hosted``.
+1. the course's wheel, ``vgenre-*.whl`` (``make wheel`` writes it to ``dist/``), uploaded beside the
+   notebook or into the runtime's working folder (Colab's ``/content``, Kaggle's ``/kaggle/working``
+   or a Kaggle dataset under ``/kaggle/input``);
+2. ``VGENRE_SOURCE``, any pip requirement (``%env VGENRE_SOURCE=git+https://github.com/you/your-fork``);
+3. :data:`SOURCE`, the course's published address, when one is set here.
+
+With none of them the cell stops with one line saying what to upload or set. pip installs only what
+the runtime lacks: the ranges in ``pyproject.toml`` accept the TensorFlow, Keras and numpy a hosted
+runtime already has, so they are not reinstalled (the backends are extras and are never pulled in).
+After changing :data:`SOURCE`, rewrite the cells of every notebook with ``python -m helpers.hosted``.
 """
 from __future__ import annotations
 
@@ -17,16 +21,32 @@ import json
 import sys
 from pathlib import Path
 
-SOURCE = "git+https://github.com/vgenre-course/vgenre-course.git"
-"""Where a hosted runtime installs the course from (any pip requirement: a git URL, a wheel, a path)."""
+SOURCE: str | None = None
+"""The course's published address (any pip requirement: a git URL, a wheel's URL), or None while it
+has none: then a hosted runtime needs the wheel or ``VGENRE_SOURCE``."""
 
-INSTALL_CELL = f'''# Colab / Kaggle: install the course package when this runtime lacks it (does nothing elsewhere)
-import importlib.util, os, subprocess, sys
+MISSING = ("Upload the course's wheel (vgenre-*.whl, made by `make wheel`) beside this notebook, "
+           "or set VGENRE_SOURCE to a pip requirement, then run this cell again")
+"""What the cell says when it finds nothing to install."""
+
+
+def install_cell(source: str | None = SOURCE) -> str:
+    """The text of the install cell, falling back on *source* (the course's address) last."""
+    return f'''# Colab / Kaggle: install the course package when this runtime lacks it (does nothing elsewhere)
+import glob, importlib.util, os, subprocess, sys
 if importlib.util.find_spec("helpers") is None:
-    source = os.environ.get("VGENRE_SOURCE", "{SOURCE}")
+    # the course's wheel beside this notebook or in the working folder, else VGENRE_SOURCE, else its address
+    folders = (".", "/content", "/kaggle/working", "/kaggle/input/*")
+    wheels = [w for folder in folders for w in sorted(glob.glob(folder + "/vgenre-*.whl"), reverse=True)]
+    source = wheels[0] if wheels else os.environ.get("VGENRE_SOURCE", {json.dumps(source or "")})
+    if not source:
+        raise RuntimeError({json.dumps(MISSING)})
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
     from importlib.metadata import version
     print(f"installed the course from {{source}}; kept this runtime's keras {{version('keras')}}, numpy {{version('numpy')}}")'''
+
+
+INSTALL_CELL = install_cell()
 """The first code cell of every notebook (a test checks they all hold exactly this text)."""
 
 
