@@ -35,7 +35,7 @@ COLAB_PY := .venv-colab/bin/python
 KAGGLE_PY := .venv-kaggle/bin/python
 LATEST_PY := .venv-latest/bin/python
 
-TORCH_TESTS := $(wildcard tests/test_models.py tests/test_backbone_and_features.py tests/test_predict.py \
+TORCH_TESTS := $(wildcard tests/test_models.py tests/test_masking.py tests/test_backbone_and_features.py tests/test_predict.py \
                           tests/test_cross_backend.py)
 COLAB_TESTS := $(wildcard tests/test_notebooks.py tests/test_widgets.py)
 
