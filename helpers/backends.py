@@ -241,8 +241,24 @@ def training_scope() -> Iterator[None]:
 
 def tensorboard_available() -> bool:
     """Keras' TensorBoard callback writes through TensorFlow's summary API, which needs the
-    ``tensorboard`` package too: True when both can be imported."""
-    return all(importlib.util.find_spec(name) is not None for name in ("tensorflow", "tensorboard"))
+    ``tensorboard`` package too: True when both really import.
+
+    An import, not a look-up (``find_spec``): a TensorFlow that is installed but cannot be imported
+    (a broken wheel, a missing shared library) must not make a JAX or PyTorch run fail at its
+    training cell; without TensorBoard, training keeps its CSV log. The answer is remembered.
+    """
+    global _TENSORBOARD
+    if _TENSORBOARD is None:
+        try:
+            import tensorboard  # noqa: F401
+            import tensorflow  # noqa: F401
+            _TENSORBOARD = True
+        except Exception:  # ImportError, or whatever a broken build raises while loading
+            _TENSORBOARD = False
+    return _TENSORBOARD
+
+
+_TENSORBOARD: bool | None = None
 
 
 def input_gradient(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

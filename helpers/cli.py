@@ -155,8 +155,12 @@ def cmd_run(args) -> int:
         from helpers.reference import load_reference
 
         load_reference(args.check)  # a missing reference fails now, not after the run
+    from helpers.context import parse_seeds
+
+    seeds = parse_seeds(args.seeds) if args.seeds else None
     out, results = run_series(args.profile, only=args.only, out=args.out, update_figures=args.update_figures,
-                              cell_timeout=args.cell_timeout, manifest=args.manifest, notebooks=args.notebooks)
+                              cell_timeout=args.cell_timeout, manifest=args.manifest, notebooks=args.notebooks,
+                              seeds=seeds)
     for r in results:
         print(f"{r.notebook:40s} {r.status:7s} {r.wall_s:7.1f}s  {len(r.metrics)} metrics")
     failed = [r for r in results if r.status != "ok"]
@@ -165,7 +169,7 @@ def cmd_run(args) -> int:
         print(f"FAILED: {failed[0].notebook}: {failed[0].error}", file=sys.stderr)
         return 1
     if args.check:
-        return _print_check(out, args.check, all_rows=False)
+        return _print_check(out, args.check, all_rows=True)
     return 0
 
 
@@ -178,7 +182,16 @@ def _print_check(run, reference, *, all_rows: bool) -> int:
 
 
 def cmd_check(args) -> int:
-    return _print_check(args.run, args.reference, all_rows=args.all)
+    return _print_check(args.run, args.reference, all_rows=not args.changed)
+
+
+def cmd_seed_table(args) -> int:
+    from helpers.reference import add_seed_table, format_seed_table
+
+    path, table = add_seed_table(args.reference, args.run)
+    print(format_seed_table(table))
+    print(f"seed table stored in {path} (key seed_table)")
+    return 0
 
 
 def cmd_save_reference(args) -> int:
@@ -276,14 +289,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", help="a curated manifest.csv of real clips (vgenre curate) in place of the synthetic set")
     p.add_argument("--notebooks", type=Path, help="the folder of the series (default: notebooks/ of the repository)")
     p.add_argument("--check", type=Path, metavar="REFERENCE", help="afterwards compare the run's metrics with a "
-                   "reference (e.g. references/default.json); exit 1 if any drifted")
+                   "reference (e.g. references/default.json); exit 1 if a lesson drifted")
+    p.add_argument("--seeds", metavar="3,4,5", help="training seeds in place of the profile's (a second seed set; "
+                   "default run folder runs/<profile>-seeds-3-4-5)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("check", help="compare a run's metrics with a reference; exit 1 if any drifted")
+    p = sub.add_parser("check", help="compare a run's lessons with a reference (numbers shown beside it); "
+                                     "exit 1 if a lesson drifted")
     p.add_argument("run", type=Path, help="run folder (or its summary.json), e.g. runs/default")
     p.add_argument("reference", type=Path, help="reference file, e.g. references/default.json")
-    p.add_argument("--all", action="store_true", help="list every metric, not only those that drifted or are new")
+    p.add_argument("--changed", action="store_true", help="list only the lessons that did not reproduce (and the "
+                                                            "numbers shown)")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("seed-table", help="store in a reference which lessons held in a run with other seeds")
+    p.add_argument("reference", type=Path, help="reference file, e.g. references/default.json")
+    p.add_argument("run", type=Path, help="a run of the same profile made with --seeds, e.g. runs/default-seeds-3-4-5")
+    p.set_defaults(func=cmd_seed_table)
 
     p = sub.add_parser("save-reference", help="write a run's metrics as a reference file (references/<profile>.json)")
     p.add_argument("run", type=Path, help="run folder (or its summary.json)")

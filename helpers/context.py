@@ -18,10 +18,44 @@ PosixPath('/tmp/r/metrics/demo.json')
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from helpers.config import Profile, data_dir as default_data_dir, get_profile, runs_dir
+from helpers.config import ConfigError, Profile, data_dir as default_data_dir, get_profile, runs_dir
+
+METRIC_KINDS = {
+    "lesson": "compared: a verdict word must be equal, an accuracy must fall inside the reference's interval",
+    "setup": "compared: must be equal (the experiment's sizes; otherwise the runs are not comparable)",
+    "shown": "printed beside the reference, never compared (spreads, correlations, times, a few clips' counts)",
+}
+"""How ``vgenre check`` treats a recorded metric; a notebook declares the kind where it records it."""
+
+
+def parse_seeds(seeds: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """Training seeds from ``"3,4,5"`` (or a sequence of ints).
+
+    Raises
+    ------
+    ConfigError
+        When the text is not a comma-separated list of distinct non-negative integers.
+    """
+    parts = seeds.replace(" ", "").split(",") if isinstance(seeds, str) else list(seeds)
+    try:
+        values = tuple(int(x) for x in parts)
+    except (TypeError, ValueError):
+        values = ()
+    if not values or any(v < 0 for v in values) or len(set(values)) != len(values):
+        raise ConfigError(f"seeds {seeds!r}: expected distinct non-negative integers separated by commas, "
+                          "such as 3,4,5")
+    return values
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write *data* to *path* atomically (a temporary file beside it, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(path)
 
 
 @dataclass(frozen=True)
@@ -65,18 +99,48 @@ class RunContext:
         """What this notebook has recorded so far ({} when nothing)."""
         return json.loads(self.metrics_file.read_text()) if self.metrics_file.exists() else {}
 
-    def record_metric(self, name: str, value) -> None:
+    @property
+    def kinds_file(self) -> Path:
+        """Where :meth:`record_metric` keeps the kind of each number (see :data:`METRIC_KINDS`)."""
+        return self.run_dir / "metrics" / f"{self.notebook}.kinds.json"
+
+    def record_metric(self, name: str, value, *, kind: str = "shown") -> None:
         """Record one number (or short string or list) the notebook measured, for ``summary.json``.
 
-        Recording a name again replaces its value; numpy numbers are stored as plain numbers.
-        The file is rewritten atomically.
+        *kind* says how ``vgenre check`` treats it (:data:`METRIC_KINDS`): a ``lesson`` (a verdict
+        word the course states, an accuracy recorded with :meth:`record_accuracy`) is compared with
+        the reference and fails the check when it changes; ``setup`` (the sizes of the experiment) must
+        be equal; a number that is only ``shown`` (a spread, a correlation, a time) is printed beside
+        the reference and never fails. The default is ``shown``, so a new metric cannot silently
+        become a failing one. Recording a name again replaces its value; numpy numbers are stored
+        as plain numbers; the files are rewritten atomically.
+
+        A lesson that the reference's second seed set did not reproduce is printed as not settled
+        (:func:`helpers.reference.lesson_note`).
         """
+        if kind not in METRIC_KINDS:
+            raise ValueError(f"metric {name!r}: unknown kind {kind!r}; choose one of {', '.join(METRIC_KINDS)}")
         metrics = self.metrics()
         metrics[name] = value.item() if hasattr(value, "item") else value
-        self.metrics_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.metrics_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True))
-        tmp.replace(self.metrics_file)
+        kinds = json.loads(self.kinds_file.read_text()) if self.kinds_file.exists() else {}
+        kinds[name] = kind
+        _write_json(self.metrics_file, metrics)
+        _write_json(self.kinds_file, kinds)
+        if kind == "lesson" and isinstance(metrics[name], str):
+            from helpers.reference import lesson_note
+
+            note = lesson_note(self.profile.name, self.notebook, name, metrics[name])
+            if note:
+                print(note)
+
+    def record_accuracy(self, name: str, value: float, interval) -> None:
+        """Record an accuracy and its 95% interval (``name`` and ``name_ci``) as a lesson: the check
+        asks that another run's accuracy fall inside this interval. *interval* is an
+        :class:`~helpers.evaluate.Estimate` or ``(low, high)``; it is stored at full precision, so an
+        accuracy on the interval's bound counts as inside."""
+        low, high = (interval.low, interval.high) if hasattr(interval, "low") else interval
+        self.record_metric(name, float(value), kind="lesson")
+        self.record_metric(f"{name}_ci", [float(low), float(high)], kind="lesson")
 
     def save_fig(self, fig, name: str, *, dpi: int = 90) -> Path:
         """Save *fig* as ``<name>.png`` in the run's ``figures/`` (and in :attr:`figures_dir` when set)."""
@@ -94,7 +158,7 @@ class RunContext:
 
 def start_run(notebook: str = "interactive", *, profile: str | Profile = "default", manifest: str | Path = "",
               run_dir: str | Path = "", data_dir: str | Path = "", figures_dir: str | Path = "",
-              verbose: bool = True) -> RunContext:
+              seeds: str | tuple[int, ...] = "", verbose: bool = True) -> RunContext:
     """Make the run context of one notebook from its parameters (empty strings mean the defaults).
 
     Parameters
@@ -105,12 +169,16 @@ def start_run(notebook: str = "interactive", *, profile: str | Profile = "defaul
     run_dir : the run folder; empty: ``runs/<profile>``
     data_dir : clips and caches; empty: ``data/`` of the repository
     figures_dir : also save every figure there; empty: only in the run folder
+    seeds : training seeds in place of the profile's, e.g. ``"3,4,5"`` (a second seed set, to see
+        which lessons hold; README, section Reproducibility); empty: the profile's
     verbose : print :meth:`RunContext.describe`
     """
     from helpers.backends import quiet_start
 
     quiet_start()
     prof = get_profile(profile)
+    if seeds:
+        prof = replace(prof, seeds=parse_seeds(seeds))
     ctx = RunContext(
         notebook=str(notebook), profile=prof,
         run_dir=(Path(run_dir).expanduser() if run_dir else runs_dir() / prof.name).resolve(),

@@ -2,50 +2,56 @@
 
 A *reference* is the metrics of every notebook of one run (``summary.json``) with what the run
 ran on, saved as JSON under ``references/<profile>.json``. :func:`check` compares a new run with
-it, metric by metric, by the kind of the metric:
+it by the *kind* each notebook declared where it recorded the metric
+(:data:`helpers.context.METRIC_KINDS`):
 
-* an accuracy recorded with its 95% interval (``name`` and ``name_ci``) reproduces when the new
-  value lies inside the reference's interval: the two runs agree within what the test clips can
-  tell;
-* a count, a word (a verdict such as ``"ahead"``), a flag or a list must be equal;
-* any other number (a spread over seeds, an error, a calibration gap) must agree within 10% or
-  0.02, whichever is larger;
-* what describes the machine rather than the result (backend, versions, core and GPU counts) is
-  shown, never compared.
+* a **lesson** is compared: a verdict word (``"ahead"``) must be equal; an accuracy recorded with
+  its 95% interval (``name`` and ``name_ci``) must fall inside the reference's interval (a bound
+  counts as inside);
+* **setup** (the sizes of the experiment: clips, windows, weights) must be equal, or the two runs
+  did not do the same experiment;
+* a number only **shown** (a spread over seeds, a correlation, a calibration error, a time, a count
+  over a handful of clips) is printed beside the reference and never fails the check; so is what
+  describes the machine (backend, versions, cores).
 
-A metric that is in the reference but missing from the run counts as drifted; one that is new in
-the run is listed as new. ``vgenre run --check FILE`` and ``vgenre check RUN FILE`` print the
-table and exit 1 when anything drifted; ``vgenre save-reference RUN FILE`` writes a reference and
-``vgenre readme-table FILE`` writes the README's results table from one.
+A lesson must also hold under a second set of training seeds: :func:`seed_table` compares the
+lessons of a run with other seeds (``vgenre run --seeds 3,4,5``) with the reference's and stores the
+table in the reference. A lesson whose word changed there is *not settled*: the check shows it and
+does not fail on it, the notebooks print that it is not settled, and the README says so.
+
+``vgenre run --check FILE`` and ``vgenre check RUN FILE`` print the two tables and exit 1 when a
+lesson or the setup drifted; ``vgenre save-reference RUN FILE`` writes a reference, ``vgenre
+seed-table FILE RUN`` adds the second seed set, ``vgenre readme-table FILE`` writes the README's
+results from one.
 
 >>> rows = check(load_run("runs/smoke"), load_reference("references/smoke.json"))  # doctest: +SKIP
->>> [r for r in rows if r.status == "drifted"]  # doctest: +SKIP
+>>> [r for r in rows if r.drifted]  # doctest: +SKIP
 []
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 CONTEXT_METRICS = frozenset({"backend", "backend_version", "keras_version", "n_cpus", "n_gpus"})
-"""Metrics that say what the run ran on: shown by :func:`check`, never compared (nor is any metric
-whose name ends in ``_seconds``: a time measured on the machine, which another machine or load changes)."""
+"""Metrics that say what the run ran on: always shown, never compared (nor is any metric whose name
+ends in ``_seconds``: a time measured on the machine, which another machine or load changes)."""
 
-
-def is_context(name: str) -> bool:
-    """Whether metric *name* describes the machine or its speed rather than a result (not compared)."""
-    return name in CONTEXT_METRICS or name.endswith("_seconds")
-
-REL_TOL, ABS_TOL = 0.10, 0.02
-"""How close a number without an interval must come to the reference: 10% or 0.02."""
+BOUND_TOL = 1e-4
+"""How far outside a stored interval bound an accuracy may fall and still count as on it (references
+written before bounds were stored at full precision rounded them to 4 decimals)."""
 
 RESULTS_START, RESULTS_END = "<!-- results table: start -->", "<!-- results table: end -->"
 """The markers around the README's results table, which :func:`write_readme_table` rewrites."""
+
+
+def is_context(name: str) -> bool:
+    """Whether metric *name* describes the machine or its speed rather than a result (never compared)."""
+    return name in CONTEXT_METRICS or name.endswith("_seconds")
 
 
 class ReferenceError(ValueError):
@@ -53,7 +59,8 @@ class ReferenceError(ValueError):
 
 
 def load_run(path: str | Path) -> dict:
-    """The metrics of a run, ``{notebook: {metric: value}}``, from its folder or its summary.json.
+    """The metrics of a run, ``{notebook: {metric: value}}``, with the kind of each, from its folder
+    or its summary.json.
 
     Raises
     ------
@@ -69,8 +76,10 @@ def load_run(path: str | Path) -> dict:
     if failed:
         raise ReferenceError(f"{summary}: notebook {failed[0]} did not finish; a reference or a check needs a "
                              "complete run")
-    return {key: data.get(key) for key in ("profile", "backend", "keras", "framework_version", "devices")} | {
-        "metrics": {Path(n["notebook"]).stem: n.get("metrics", {}) for n in data.get("notebooks", [])}}
+    books = data.get("notebooks", [])
+    return {key: data.get(key) for key in ("profile", "seeds", "backend", "keras", "framework_version", "devices")} | {
+        "metrics": {Path(n["notebook"]).stem: n.get("metrics", {}) for n in books},
+        "kinds": {Path(n["notebook"]).stem: n.get("kinds", {}) for n in books}}
 
 
 def load_reference(path: str | Path) -> dict:
@@ -90,21 +99,42 @@ def _read_json(path: Path, what: str) -> dict:
         raise ReferenceError(f"{path}: {what} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
 
 
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or "processor not known"
+
+
+def machine_line(cores: int | None = None) -> str:
+    """What a reference was measured on: architecture, CPU model, cores, Python."""
+    return (f"{platform.machine()}, {cpu_model()}, {cores or _cpu_count()} CPU cores, "
+            f"Python {platform.python_version()}")
+
+
 def save_reference(run: str | Path, out: str | Path) -> Path:
     """Write the reference of the run at *run* (folder or summary.json) to *out*; return *out*.
 
-    It keeps the metrics and what they were measured on (profile, backend, versions, machine),
-    not the run's paths or wall times.
+    It keeps the metrics, their kinds and what they were measured on (profile, seeds, backend,
+    versions, machine with its CPU model), not the run's paths or wall times. A seed table already
+    in *out* is kept when the seeds are the same (redo it with :func:`seed_table` after a new run).
     """
     data = load_run(run)
-    cores = data["metrics"].get("00_setup", {}).get("n_cpus") or _cpu_count()  # the run's machine, as it recorded
-    reference = data | {"machine": f"{platform.machine()}, {cores} CPU cores, Python {platform.python_version()}",
-                        "date": _dt.date.today().isoformat()}
+    cores = data["metrics"].get("00_setup", {}).get("n_cpus")  # the run's machine, as it recorded
+    reference = data | {"machine": machine_line(cores), "date": _dt.date.today().isoformat()}
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(reference, indent=1, sort_keys=True) + "\n")
-    tmp.replace(out)
+    _write_json(out, reference)
     return out
 
 
@@ -116,14 +146,15 @@ def _cpu_count() -> int:
 
 @dataclass(frozen=True)
 class Row:
-    """One metric of a check: its reference and run values, how they were compared, the outcome."""
+    """One metric of a check: its reference and run values, its kind, how it was compared, the outcome."""
 
     notebook: str
     metric: str
     reference: object
     run: object
     rule: str
-    status: str  # reproduced, drifted, missing, new, info
+    status: str  # reproduced, drifted, missing, new, shown, not settled
+    kind: str = "shown"
 
     @property
     def drifted(self) -> bool:
@@ -144,73 +175,108 @@ def _show(v) -> str:
     return str(v)
 
 
-def compare_metric(name: str, ref, new, interval=None) -> tuple[str, bool]:
-    """How metric *name* is compared and whether *new* reproduces *ref* (see the module's rules).
-
-    *interval* is the reference's 95% interval of an accuracy (``name_ci``), when it has one.
-    """
+def compare_lesson(ref, new, interval=None) -> tuple[str, bool]:
+    """How a lesson is compared and whether *new* reproduces *ref*: inside the reference's 95%
+    *interval* for an accuracy (a bound counts as inside), equal for anything else."""
     if interval is not None and _is_number(ref) and _is_number(new):
         low, high = interval
-        return f"inside reference interval [{low:.3f}, {high:.3f}]", low - 1e-9 <= new <= high + 1e-9
-    if isinstance(ref, float) and _is_number(new):
-        return f"within {REL_TOL:.0%} or {ABS_TOL}", math.isclose(new, ref, rel_tol=REL_TOL, abs_tol=ABS_TOL)
-    if isinstance(ref, list) and isinstance(new, list) and all(_is_number(x) for x in ref + new) and (
-            any(isinstance(x, float) for x in ref)):
-        same = len(ref) == len(new) and all(math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
-                                            for a, b in zip(ref, new))
-        return f"each within {REL_TOL:.0%} or {ABS_TOL}", same
+        return (f"inside reference interval [{low:.3f}, {high:.3f}]",
+                low - BOUND_TOL <= new <= high + BOUND_TOL)
     return "equal", ref == new
+
+
+def kind_of(notebook: str, name: str, run: dict, reference: dict) -> str:
+    """The kind of metric *name*: as the run's notebook declared it, else as the reference recorded it,
+    else ``shown`` (an undeclared metric never fails a check)."""
+    if is_context(name):
+        return "shown"
+    for source in (run, reference):
+        kind = (source.get("kinds") or {}).get(notebook, {}).get(name)
+        if kind:
+            return kind
+    return "shown"
+
+
+def unsettled(reference: dict) -> dict[tuple[str, str], dict]:
+    """The lessons of *reference* that its second seed set did not reproduce: ``{(notebook, metric): row}``."""
+    table = reference.get("seed_table") or {}
+    return {(r["notebook"], r["metric"]): r for r in table.get("rows", []) if not r["settled"]}
 
 
 def check(run: dict, reference: dict) -> list[Row]:
     """Compare the metrics of *run* (:func:`load_run`) with *reference*, one :class:`Row` per metric."""
     rows: list[Row] = []
     ref_metrics, run_metrics = reference["metrics"], run["metrics"]
+    loose = unsettled(reference)
     for notebook in sorted(set(ref_metrics) | set(run_metrics)):
         ref_nb, run_nb = ref_metrics.get(notebook, {}), run_metrics.get(notebook, {})
         for name in sorted(set(ref_nb) | set(run_nb)):
             if name.endswith("_ci") and name[:-3] in (ref_nb.keys() | run_nb.keys()):
                 continue  # an accuracy's interval: compared with its accuracy
             ref, new = ref_nb.get(name), run_nb.get(name)
-            if is_context(name):
-                rows.append(Row(notebook, name, ref, new, "shown, not compared", "info"))
+            kind = kind_of(notebook, name, run, reference)
+            if kind == "shown":
+                rows.append(Row(notebook, name, ref, new, "shown, not compared", "shown", kind))
             elif name not in run_nb:
-                rows.append(Row(notebook, name, ref, None, "missing from the run", "missing"))
+                rows.append(Row(notebook, name, ref, None, "missing from the run", "missing", kind))
             elif name not in ref_nb:
-                rows.append(Row(notebook, name, None, new, "not in the reference", "new"))
+                rows.append(Row(notebook, name, None, new, "not in the reference", "new", kind))
             else:
-                rule, same = compare_metric(name, ref, new, ref_nb.get(f"{name}_ci"))
-                rows.append(Row(notebook, name, ref, new, rule, "reproduced" if same else "drifted"))
+                rule, same = compare_lesson(ref, new, ref_nb.get(f"{name}_ci"))
+                if (notebook, name) in loose:
+                    other = loose[notebook, name]
+                    rows.append(Row(notebook, name, ref, new, f"not settled: seeds {_seeds(other['seeds'])} gave "
+                                    f"{_show(other['other'])}", "not settled", kind))
+                else:
+                    rows.append(Row(notebook, name, ref, new, rule, "reproduced" if same else "drifted", kind))
     return rows
 
 
-def format_table(rows: list[Row], *, all_rows: bool = False) -> str:
-    """The check as a text table: every drifted, missing and new metric (every row with *all_rows*),
-    then one line of counts."""
-    shown = rows if all_rows else [r for r in rows if r.status not in ("reproduced", "info")]
-    cols = [("notebook", lambda r: r.notebook), ("metric", lambda r: r.metric),
-            ("reference", lambda r: _show(r.reference)), ("run", lambda r: _show(r.run)),
-            ("status", lambda r: r.status), ("rule", lambda r: r.rule)]
+def _seeds(seeds) -> str:
+    return ", ".join(map(str, seeds)) if seeds else "?"
+
+
+def _table(rows: list[Row], cols) -> list[str]:
+    cells = [[get(r) for _, get in cols] for r in rows]
+    widths = [max(len(name), *(len(c[k]) for c in cells)) for k, (name, _) in enumerate(cols)]
+    return (["  ".join(name.ljust(w) for (name, _), w in zip(cols, widths)).rstrip()]
+            + ["  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip() for cell in cells])
+
+
+def format_table(rows: list[Row], *, all_rows: bool = True) -> str:
+    """The check as text: the lessons and setup compared (every one; with ``all_rows=False`` only those
+    that did not reproduce), the numbers shown beside the reference, then one line of counts."""
+    compared = [r for r in rows if r.kind != "shown"]
+    shown = [r for r in rows if r.kind == "shown"]
+    if not all_rows:
+        compared = [r for r in compared if r.status != "reproduced"]
     lines = []
+    if compared:
+        lines += ["Lessons and setup (compared; a drift fails the check):"]
+        lines += _table(compared, [("notebook", lambda r: r.notebook), ("metric", lambda r: r.metric),
+                                   ("kind", lambda r: r.kind), ("reference", lambda r: _show(r.reference)),
+                                   ("run", lambda r: _show(r.run)), ("status", lambda r: r.status),
+                                   ("rule", lambda r: r.rule)]) + [""]
     if shown:
-        cells = [[get(r) for _, get in cols] for r in shown]
-        widths = [max(len(name), *(len(c[k]) for c in cells)) for k, (name, _) in enumerate(cols)]
-        lines.append("  ".join(name.ljust(w) for (name, _), w in zip(cols, widths)).rstrip())
-        lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip() for cell in cells]
-    counts = {s: sum(r.status == s for r in rows) for s in ("reproduced", "drifted", "missing", "new")}
+        lines += ["Numbers shown beside the reference (not compared; another machine or seed may move them):"]
+        lines += _table(shown, [("notebook", lambda r: r.notebook), ("metric", lambda r: r.metric),
+                                ("reference", lambda r: _show(r.reference)), ("run", lambda r: _show(r.run))]) + [""]
+    counts = {s: sum(r.status == s for r in rows) for s in ("reproduced", "drifted", "missing", "new", "not settled")}
+    counts["shown"] = len(shown)
+    bad = counts["drifted"] + counts["missing"]
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) + " metrics"
-                 + (": DRIFT" if counts["drifted"] or counts["missing"] else ": all reproduced"))
+                 + (": DRIFT (a lesson or the setup changed)" if bad else ": every lesson reproduced"))
     return "\n".join(lines)
 
 
-def check_files(run: str | Path, reference: str | Path, *, all_rows: bool = False) -> tuple[bool, str]:
-    """Check the run at *run* against the reference file; return (no drift, the printed table)."""
+def check_files(run: str | Path, reference: str | Path, *, all_rows: bool = True) -> tuple[bool, str]:
+    """Check the run at *run* against the reference file; return (no drift, the printed tables)."""
     ref = load_reference(reference)
     new = load_run(run)
     rows = check(new, ref)
-    header = (f"run {run} ({new['profile']}, {new['backend']}) against reference {reference} "
-              f"({ref.get('profile')}, {ref.get('backend')}, {ref.get('machine', 'machine not recorded')}, "
-              f"{ref.get('date', 'undated')})")
+    header = (f"run {run} ({new['profile']}, seeds {_seeds(new.get('seeds'))}, {new['backend']}) against reference "
+              f"{reference} ({ref.get('profile')}, seeds {_seeds(ref.get('seeds'))}, {ref.get('backend')}, "
+              f"{ref.get('machine', 'machine not recorded')}, {ref.get('date', 'undated')})")
     notes = []
     if ref.get("profile") != new["profile"]:
         notes.append(f"note: the reference is of profile {ref.get('profile')}, the run of {new['profile']}")
@@ -219,6 +285,72 @@ def check_files(run: str | Path, reference: str | Path, *, all_rows: bool = Fals
                      "results may differ across backends (README, section Reproducibility)")
     ok = not any(r.drifted for r in rows)
     return ok, "\n".join([header, *notes, format_table(rows, all_rows=all_rows)])
+
+
+# --- lessons under a second seed set ---------------------------------------------------------
+
+def seed_table(reference: dict, other: dict) -> dict:
+    """Every lesson of *reference* beside the same lesson in *other*, a run of the same profile with
+    another set of training seeds: ``{"seeds": [...], "other_seeds": [...], "rows": [...]}``.
+
+    A row is *settled* when the word is the same (a verdict) or the other run's accuracy lies inside
+    the reference's interval (an accuracy). Setup and shown metrics are not lessons and are left out.
+    """
+    if reference.get("profile") != other.get("profile"):
+        raise ReferenceError(f"a seed table needs two runs of one profile: {reference.get('profile')} and "
+                             f"{other.get('profile')}")
+    if reference.get("seeds") and reference.get("seeds") == other.get("seeds"):
+        raise ReferenceError(f"both runs used seeds {_seeds(other.get('seeds'))}; run the second with "
+                             "`vgenre run --seeds ...` (other seeds)")
+    rows = []
+    for notebook, metrics in sorted(reference["metrics"].items()):
+        for name, value in sorted(metrics.items()):
+            if name.endswith("_ci") or kind_of(notebook, name, {}, reference) != "lesson":
+                continue
+            new = other["metrics"].get(notebook, {}).get(name)
+            _, same = compare_lesson(value, new, metrics.get(f"{name}_ci"))
+            rows.append({"notebook": notebook, "metric": name, "reference": value, "other": new,
+                         "seeds": other.get("seeds"), "settled": bool(same)})
+    return {"seeds": reference.get("seeds"), "other_seeds": other.get("seeds"), "rows": rows}
+
+
+def add_seed_table(reference: str | Path, run: str | Path) -> tuple[Path, dict]:
+    """Store in the reference file the :func:`seed_table` of the run at *run*; return the file and table."""
+    ref = load_reference(reference)
+    table = seed_table(ref, load_run(run))
+    _write_json(Path(reference), ref | {"seed_table": table})
+    return Path(reference), table
+
+
+def format_seed_table(table: dict) -> str:
+    """The seed table as text: each lesson's value under both seed sets and whether it is settled."""
+    a, b = f"seeds {_seeds(table.get('seeds'))}", f"seeds {_seeds(table.get('other_seeds'))}"
+    rows = [Row(r["notebook"], r["metric"], r["reference"], r["other"], "", "settled" if r["settled"] else "NOT SETTLED")
+            for r in table["rows"]]
+    lines = _table(rows, [("notebook", lambda r: r.notebook), ("lesson", lambda r: r.metric),
+                          (a, lambda r: _show(r.reference)), (b, lambda r: _show(r.run)), ("", lambda r: r.status)])
+    n = sum(r["settled"] for r in table["rows"])
+    return "\n".join(lines + [f"{n} of {len(table['rows'])} lessons settled (the same under both seed sets)"])
+
+
+def lesson_note(profile: str, notebook: str, name: str, word: str) -> str | None:
+    """One line for a notebook that records lesson *name*, when the committed reference of *profile*
+    found it not settled under its second seed set; None when settled, or when there is no such table."""
+    from helpers.config import repo_root
+
+    path = repo_root() / "references" / f"{profile}.json"
+    try:
+        ref = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    row = unsettled(ref).get((notebook, name))
+    if row is None:
+        return None
+    n = ref.get("metrics", {}).get("05_lstm_training", {}).get("n_test_clips")
+    clips = f"{n} test clips" if n else "these test clips"
+    return (f"not settled: with seeds {_seeds(ref.get('seeds'))} the reference recorded {row['reference']!r}, with "
+            f"seeds {_seeds(row['seeds'])} {row['other']!r} ({path.name}); {clips} cannot settle '{name}', "
+            f"so read '{word}' as this run's outcome, not as a lesson")
 
 
 # --- the README's results table --------------------------------------------------------------
@@ -255,7 +387,7 @@ def results_table(reference: dict) -> str:
         name = f"`{x}`" + (f" ({METHOD_NOTES[x]})" if x in METHOD_NOTES else "")
         lines.append(f"| {name} | {acc} | {_show(ci) if ci else '-'} | {m.get(f'test_f1_{x}', float('nan')):.3f} "
                      f"| {PAPER_TABLE_I.get(x, '')} |")
-    lines += ["", *other_results(reference)]
+    lines += ["", *other_results(reference), *seed_lines(reference)]
     setup = reference["metrics"].get("00_setup", {})
     lines += ["", f"Profile `{reference.get('profile')}`, backend {reference.get('backend')} "
               f"(Keras {reference.get('keras')}), backbone weights: {setup.get('weights_source', 'not recorded')}, "
@@ -274,14 +406,23 @@ def other_results(reference: dict) -> list[str]:
     """Bullet lines for the README: what notebooks 01, 02, 04, 05 and 06 measured in the reference run."""
     m = reference["metrics"]
     nb01, nb02, nb06 = (m.get(k, {}) for k in ("01_data_curation", "02_frame_rate_experiments", "06_error_analysis"))
+    loose = unsettled(reference)
+
+    def word(notebook: str, key: str, text: str | None = None) -> str:
+        """A recorded verdict in bold, marked when the second seed set did not reproduce it."""
+        value = m.get(notebook, {}).get(key)
+        shown = f"**{text or value}**"
+        row = loose.get((notebook, key))
+        return shown + (f" (not settled: seeds {_seeds(row['seeds'])} gave {_show(row['other'])})" if row else "")
+
     out = []
     if "leakage_verdict" in nb01:
         linear = (f" (a logistic regression, which cannot remember clips: {_acc(nb01, 'leakage_linear_random_split_acc')}"
-                  f" against {_acc(nb01, 'leakage_linear_grouped_split_acc')}, **{nb01['leakage_verdict_linear']}**)"
+                  f" against {_acc(nb01, 'leakage_linear_grouped_split_acc')}, {word('01_data_curation', 'leakage_verdict_linear')})"
                   if "leakage_verdict_linear" in nb01 else "")
         out.append(f"- Leak (notebook 01, a nearest-neighbour colour classifier, five-fold cross-validation over every "
                    f"clip): folds that ignore films {_acc(nb01, 'leakage_random_split_acc')}, folds that keep films "
-                   f"whole {_acc(nb01, 'leakage_grouped_split_acc')}; the first is **{nb01['leakage_verdict']}**{linear}.")
+                   f"whole {_acc(nb01, 'leakage_grouped_split_acc')}; the first is {word('01_data_curation', 'leakage_verdict')}{linear}.")
     rates = sorted((float(k[len("fps_acc_"):]), k) for k in nb02 if k.startswith("fps_acc_") and not k.endswith("_ci"))
     if rates:
         out.append("- Frame rate (notebook 02, a cheap classifier): " + ", ".join(f"{r:g} fps {_acc(nb02, k)}" for r, k in rates)
@@ -295,22 +436,28 @@ def other_results(reference: dict) -> list[str]:
         out.append("- Backbone weights (notebook 04, `lstm_pool`, first seed): "
                    + ", ".join(f"{r.replace('_', ' ')} {_acc(nb04, f'transfer_clip_acc_{r}')}" for r in ran)
                    + (f"; not run (no ImageNet weights): {', '.join(r.replace('_', ' ') for r in skipped)}" if skipped else "")
-                   + "".join(f"; {k[len('verdict_transfer_'):].replace('_vs_', ' against ').replace('_', ' ')}: **{v}**"
-                             for k, v in nb04.items() if k.startswith("verdict_transfer_")) + ".")
+                   + "".join(f"; {k[len('verdict_transfer_'):].replace('_vs_', ' against ').replace('_', ' ')}: "
+                             f"{word('04_inceptionv3_transfer_learning', k)}"
+                             for k in nb04 if k.startswith("verdict_transfer_")) + ".")
     if "verdict_preprocessing_slip" in nb04:
         out.append(f"- Preprocessing slip (notebook 04, pixels scaled to [0, 1] for a network that expects [-1, 1]): "
                    f"the head's frame accuracy {nb04.get('head_frame_test_acc', float('nan')):.3f} -> "
                    f"{nb04.get('slip_frame_acc', float('nan')):.3f}, `lstm_pool` {_acc(nb04, 'slip_clip_acc')} after "
-                   f"the slip; the slip against the right scaling: **{nb04['verdict_preprocessing_slip']}**.")
+                   f"the slip; the slip against the right scaling: {word('04_inceptionv3_transfer_learning', 'verdict_preprocessing_slip')}.")
     if "same_film_neighbours" in nb04:
         out.append(f"- Frames clump by film (notebook 04): of a frame's 10 nearest neighbours in other clips, "
                    f"{nb04['same_film_neighbours']:.0%} come from its film's other clip, "
                    f"{nb04.get('same_film_neighbours_if_mixed', float('nan')):.0%} would if a genre's clips were "
                    f"shuffled between its films.")
-    if "verdict_wide_vs_deep" in nb05:
+    table_i = [k for k in nb05 if k.startswith("verdict_") and k != "verdict_wide_vs_deep"]
+    if table_i:
+        out.append("- Table I's comparisons (notebook 05, paired over the test clips, each clip scored by its share of "
+                   "seeds): " + "; ".join(f"{k[len('verdict_'):].replace('_vs_', ' against ').replace('_', ' ')}: "
+                                          f"{word('05_lstm_training', k)}" for k in sorted(table_i)) + ".")
+    if "verdict_wide_vs_deep" in nb05 and "test_acc_deep_lstm" in nb05:
         out.append(f"- Wide against deep (notebook 05, first seed, about the same number of LSTM weights): one layer of "
                    f"the profile's width against two of {nb05.get('deep_lstm_units', '?')} units "
-                   f"({_acc(nb05, 'test_acc_deep_lstm')}); wide against deep: **{nb05['verdict_wide_vs_deep']}**.")
+                   f"({_acc(nb05, 'test_acc_deep_lstm')}); wide against deep: {word('05_lstm_training', 'verdict_wide_vs_deep')}.")
     hard = [k for k in ("lstm_pool", "audio_only", "early_fusion", "late_fusion") if f"hard_acc_{k}" in nb06]
     if hard:
         out.append("- The paper's two failures (notebook 06, hard cases never trained on): "
@@ -322,21 +469,19 @@ def other_results(reference: dict) -> list[str]:
     if "split_verdict_lstm_pool" in nb06:
         out.append(f"- `lstm_pool` trained and tested on a random split of the same sizes: "
                    f"{_acc(nb06, 'random_split_acc_lstm_pool')} against {_acc(nb06, 'grouped_split_acc_lstm_pool')} "
-                   f"on the grouped split: **{nb06['split_verdict_lstm_pool']}** (notebook 06).")
+                   f"on the grouped split: {word('06_error_analysis', 'split_verdict_lstm_pool')} (notebook 06).")
     if "darkening_shift_verdict" in nb06:
         out.append(f"- Frames darkened to 40%: `lstm_pool` accuracy {nb06.get('brightness_0.4_acc_lstm_pool', float('nan')):.3f} "
                    f"(1.0: {nb06.get('brightness_1_acc_lstm_pool', float('nan')):.3f}); "
-                   + {"ahead": "darkening **pushes** predictions toward Horror and Science Fiction",
-                      "behind": "darkening **pulls** predictions away from Horror and Science Fiction",
-                      "not distinguishable": "a shift toward Horror and Science Fiction is **not distinguishable**"}.get(
-                       nb06["darkening_shift_verdict"], nb06["darkening_shift_verdict"]) + " (notebook 06).")
+                   + "the share of Horror and Science Fiction predictions, darkened against as made: "
+                   + word("06_error_analysis", "darkening_shift_verdict") + " (notebook 06).")
     nb08 = m.get("08_beyond_the_paper", {})
     designs = [d for d in ("attention", "tconv") if f"verdict_{d}_vs_lstm" in nb08]
     if designs:
         names = {"attention": "temporal attention", "tconv": "a temporal convolution"}
         out.append("- Beyond the paper (notebook 08, the same features, split and seeds as `lstm_pool`): " + ", ".join(
             f"{names[d]} {_acc(nb08, f'test_acc_{d}')}, {nb08.get(f'params_{d}', 0):,} weights, against the LSTM: "
-            f"**{nb08[f'verdict_{d}_vs_lstm']}**" for d in designs)
+            f"{word('08_beyond_the_paper', f'verdict_{d}_vs_lstm')}" for d in designs)
             + (f" (`lstm_pool`: {nb08['params_lstm_pool']:,} weights)" if "params_lstm_pool" in nb08 else "") + ".")
     nb07 = m.get("07_classify_your_own_video", {})
     if "ood_score_demo" in nb07:
@@ -349,6 +494,22 @@ def other_results(reference: dict) -> list[str]:
                    + (f"; test clips judged familiar: {nb07['ood_familiar_share_test']:.0%}"
                       if "ood_familiar_share_test" in nb07 else "") + ".")
     return out
+
+
+def seed_lines(reference: dict) -> list[str]:
+    """README lines saying which lessons held under the reference's second seed set."""
+    table = reference.get("seed_table")
+    if not table:
+        return ["", "No second seed set was run for this reference: its lessons are not yet known to be settled."]
+    rows = table["rows"]
+    loose = [r for r in rows if not r["settled"]]
+    line = (f"Lessons under a second seed set (seeds {_seeds(table['other_seeds'])} against "
+            f"{_seeds(table['seeds'])}, `references/{reference.get('profile')}.json`, key `seed_table`): "
+            f"{len(rows) - len(loose)} of {len(rows)} held")
+    if loose:
+        line += "; not settled, so not lessons: " + ", ".join(
+            f"`{r['metric']}` ({_show(r['reference'])} / {_show(r['other'])})" for r in loose)
+    return ["", line + "."]
 
 
 def write_readme_table(reference: str | Path, readme: str | Path) -> bool:

@@ -10,6 +10,7 @@ It writes::
         00_setup.ipynb ...            executed copies
         figures/                      every figure saved through ctx.save_fig
         metrics/<notebook>.json       what the notebook recorded through ctx.record_metric
+        metrics/<notebook>.kinds.json the kind it declared for each (lesson, setup, shown)
         summary.json                  status, wall time and metrics of each notebook
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from helpers.config import data_dir, figures_dir, get_profile, repo_root, runs_dir
@@ -51,6 +52,12 @@ def read_metrics(run_dir: Path, notebook: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def read_kinds(run_dir: Path, notebook: str) -> dict:
+    """The kind *notebook* declared for each metric it recorded (``lesson``, ``setup``, ``shown``)."""
+    path = Path(run_dir) / "metrics" / f"{Path(notebook).stem}.kinds.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 @dataclass
 class NotebookResult:
     """The outcome of one executed notebook."""
@@ -60,6 +67,7 @@ class NotebookResult:
     wall_s: float
     metrics: dict
     error: str | None = None
+    kinds: dict = field(default_factory=dict)
 
 
 def _failing_cell(exc: Exception) -> str:
@@ -75,36 +83,46 @@ def _failing_cell(exc: Exception) -> str:
 
 
 def run_parameters(profile: str, out: Path, *, manifest: str | Path | None = None,
-                   update_figures: bool = False) -> dict:
+                   update_figures: bool = False, seeds: tuple[int, ...] | None = None) -> dict:
     """The papermill parameters every notebook of one run receives (see the module's docstring)."""
     return {"profile": profile, "manifest": str(Path(manifest).resolve()) if manifest else "",
             "run_dir": str(Path(out).resolve()), "data_dir": str(data_dir()),
-            "figures_dir": str(figures_dir()) if update_figures else ""}
+            "figures_dir": str(figures_dir()) if update_figures else "",
+            "seeds": ",".join(map(str, seeds)) if seeds else ""}
+
+
+def default_run_dir(profile: str, seeds: tuple[int, ...] | None = None) -> Path:
+    """``runs/<profile>``, or ``runs/<profile>-seeds-3-4-5`` for a run with other training seeds."""
+    return runs_dir() / (profile + (f"-seeds-{'-'.join(map(str, seeds))}" if seeds else ""))
 
 
 def run_series(profile: str = "default", only: list[str] | None = None, out: Path | None = None,
                update_figures: bool = False, cell_timeout: int | None = None,
-               manifest: str | Path | None = None, notebooks: Path | None = None
-               ) -> tuple[Path, list[NotebookResult]]:
+               manifest: str | Path | None = None, notebooks: Path | None = None,
+               seeds: tuple[int, ...] | None = None) -> tuple[Path, list[NotebookResult]]:
     """Execute the notebooks with papermill in order; return the run folder and the results.
 
     *manifest* (a curated ``manifest.csv`` of real clips) replaces the synthetic set; *notebooks*
-    is the folder of the series (default: ``notebooks/``). Stops at the first failing notebook
+    is the folder of the series (default: ``notebooks/``); *seeds* replace the profile's training
+    seeds (a second seed set, for :func:`helpers.reference.seed_table`). Stops at the first failing notebook
     (later ones read its outputs) and records it.
     """
     import papermill as pm
     from tqdm.auto import tqdm
 
     prof = get_profile(profile)
-    out = Path(out) if out else runs_dir() / prof.name
+    if seeds:
+        prof = replace(prof, seeds=tuple(seeds))
+    out = Path(out) if out else default_run_dir(prof.name, seeds)
     out.mkdir(parents=True, exist_ok=True)
     timeout = cell_timeout or prof.cell_timeout_s
     summary_path = out / "summary.json"
     results: list[NotebookResult] = []
-    parameters = run_parameters(prof.name, out, manifest=manifest, update_figures=update_figures)
+    parameters = run_parameters(prof.name, out, manifest=manifest, update_figures=update_figures, seeds=seeds)
     books = list_notebooks(only, notebooks)
     for book in tqdm(books, desc=f"notebooks ({prof.name})", unit="nb"):
         (out / "metrics" / f"{book.stem}.json").unlink(missing_ok=True)
+        (out / "metrics" / f"{book.stem}.kinds.json").unlink(missing_ok=True)
         start = time.perf_counter()
         try:
             pm.execute_notebook(
@@ -112,13 +130,14 @@ def run_series(profile: str = "default", only: list[str] | None = None, out: Pat
                 kernel_name=KERNEL_NAME, cwd=str(book.parent), execution_timeout=timeout,
                 progress_bar=False, log_output=False,
             )
-            result = NotebookResult(book.name, "ok", time.perf_counter() - start, read_metrics(out, book.name))
+            result = NotebookResult(book.name, "ok", time.perf_counter() - start, read_metrics(out, book.name),
+                                    kinds=read_kinds(out, book.name))
         except Exception as exc:  # papermill raises PapermillExecutionError and friends
             result = NotebookResult(book.name, "failed", time.perf_counter() - start,
-                                    read_metrics(out, book.name), _failing_cell(exc))
+                                    read_metrics(out, book.name), _failing_cell(exc), read_kinds(out, book.name))
         sign_notebook(out / book.name)
         results.append(result)
-        _write_summary(summary_path, prof.name, results, books[0].parent, parameters)
+        _write_summary(summary_path, prof, results, books[0].parent, parameters)
         if result.status != "ok":
             break
     return out, results
@@ -145,18 +164,18 @@ def sign_notebook(path: Path) -> bool:
         return False
 
 
-def _write_summary(path: Path, profile: str, results: list[NotebookResult], folder: Path, parameters: dict) -> None:
+def _write_summary(path: Path, prof, results: list[NotebookResult], folder: Path, parameters: dict) -> None:
     """Write summary.json; entries of notebooks not run this time (``--only``) are kept from before."""
     entries = {r.notebook: r.__dict__ for r in results}
     if path.exists():
         previous = json.loads(path.read_text())
-        if previous.get("profile") == profile:
+        if previous.get("profile") == prof.name and previous.get("seeds") == list(prof.seeds):
             entries = {n["notebook"]: n for n in previous.get("notebooks", [])} | entries
     order = {b.name: k for k, b in enumerate(list_notebooks(folder=folder))}
     from helpers.backends import describe
 
     backend = describe()
-    data = {"profile": profile, "backend": backend["backend"], "keras": backend["keras"],
+    data = {"profile": prof.name, "seeds": list(prof.seeds), "backend": backend["backend"], "keras": backend["keras"],
             "framework_version": backend["framework_version"], "devices": backend["devices"],
             "parameters": parameters,
             "notebooks": sorted(entries.values(), key=lambda n: order.get(n["notebook"], len(order)))}

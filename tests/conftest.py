@@ -41,10 +41,14 @@ def smoke_manifest(smoke_ctx) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_run(session_dirs, smoke_manifest) -> Path:
-    """The whole notebook series executed once in the smoke profile (as `vgenre run --profile smoke`)."""
+    """The whole notebook series executed once in the smoke profile (as `vgenre run --profile smoke`), on
+    what stands for a second machine: TensorFlow's oneDNN kernels off (other kernels, other rounding than
+    the run that wrote references/smoke.json), so the reference check below is a cross-machine check."""
     from helpers.runner import run_series
 
-    out, results = run_series("smoke")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # the notebooks' kernels inherit it
+        out, results = run_series("smoke")
     return out
 
 

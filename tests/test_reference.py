@@ -1,5 +1,6 @@
-"""Reference results: `vgenre check` reproduces a run against itself, flags drift by the metric's kind,
-and the README's results table is the one the default reference writes."""
+"""Reference results: `vgenre check` reproduces a run against itself, fails on a lesson and never on a number
+only shown, knows which lessons a second seed set did not settle, and the README's results table is the one
+the default reference writes."""
 from __future__ import annotations
 
 import json
@@ -8,16 +9,20 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import main
-from helpers.reference import (RESULTS_END, RESULTS_START, ReferenceError, check, load_reference, load_run,
-                               results_table, save_reference, write_readme_table)
+from helpers.reference import (RESULTS_END, RESULTS_START, ReferenceError, add_seed_table, check, load_reference,
+                               load_run, results_table, save_reference, write_readme_table)
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def write_summary(folder: Path, metrics: dict, *, profile="default", backend="tensorflow", status="ok") -> Path:
+def write_summary(folder: Path, metrics: dict, *, profile="default", backend="tensorflow", status="ok",
+                  seeds=(0, 1, 2), kinds=None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    notebooks = [{"notebook": f"{nb}.ipynb", "status": status, "wall_s": 1.0, "metrics": m} for nb, m in metrics.items()]
-    (folder / "summary.json").write_text(json.dumps({"profile": profile, "backend": backend, "keras": "3",
+    kinds = KINDS if kinds is None else kinds
+    notebooks = [{"notebook": f"{nb}.ipynb", "status": status, "wall_s": 1.0, "metrics": m,
+                  "kinds": {k: v for k, v in kinds.get(nb, {}).items() if k in m}} for nb, m in metrics.items()]
+    (folder / "summary.json").write_text(json.dumps({"profile": profile, "seeds": list(seeds), "backend": backend,
+                                                     "keras": "3",
                                                      "framework_version": "x", "devices": ["cpu:0"],
                                                      "notebooks": notebooks}))
     return folder
@@ -29,7 +34,16 @@ METRICS = {
                          "test_acc_std_lstm_pool": 0.02, "test_f1_lstm_pool": 0.79,
                          "test_acc_single_frame": 0.5, "test_acc_single_frame_ci": [0.41, 0.59],
                          "test_acc_std_single_frame": 0.03, "test_f1_single_frame": 0.45,
-                         "verdict_lstm_vs_single_frame": "ahead", "train_time_lstm_pool_seconds": 30.0},
+                         "verdict_lstm_vs_single_frame": "ahead", "verdict_wide_vs_deep": "not distinguishable",
+                         "train_time_lstm_pool_seconds": 30.0, "gate_input_corr_median": 0.45},
+    "06_error_analysis": {"hard_acc_lstm_pool": 0.0, "hard_acc_lstm_pool_ci": [0.0, 0.2153]},
+}
+KINDS = {  # as the notebooks declare them where they record the metrics
+    "00_setup": {"weights_source": "setup"},
+    "05_lstm_training": {"n_test_clips": "setup", "test_acc_lstm_pool": "lesson", "test_acc_lstm_pool_ci": "lesson",
+                         "test_acc_single_frame": "lesson", "test_acc_single_frame_ci": "lesson",
+                         "verdict_lstm_vs_single_frame": "lesson", "verdict_wide_vs_deep": "lesson"},
+    "06_error_analysis": {"hard_acc_lstm_pool": "lesson", "hard_acc_lstm_pool_ci": "lesson"},
 }
 
 
@@ -51,32 +65,75 @@ def reference(tmp_path) -> Path:
 
 def test_the_run_that_made_the_reference_reproduces_it(reference, tmp_path, capsys):
     assert main(["check", str(tmp_path / "ref_run"), str(reference)]) == 0
-    assert "0 drifted, 0 missing" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 drifted, 0 missing" in out and "every lesson reproduced" in out
+    assert "Lessons and setup (compared" in out and "Numbers shown beside the reference" in out
     saved = load_reference(reference)
-    assert saved["profile"] == "default" and "CPU cores" in saved["machine"]
+    assert saved["profile"] == "default" and "CPU cores" in saved["machine"] and saved["seeds"] == [0, 1, 2]
+    from helpers.reference import cpu_model
+    assert cpu_model() in saved["machine"]  # the CPU model, so another machine's drift can be told apart
     assert "wall_s" not in json.dumps(saved) and saved["metrics"]["05_lstm_training"]["n_test_clips"] == 120
 
 
 @pytest.mark.parametrize("change, reproduced", [
     ({"05_lstm_training__test_acc_lstm_pool": 0.86}, True),     # inside the reference's interval
+    ({"05_lstm_training__test_acc_lstm_pool": 0.87}, True),     # on its bound: inside
     ({"05_lstm_training__test_acc_lstm_pool": 0.70}, False),    # below it
-    ({"05_lstm_training__n_test_clips": 119}, False),           # counts must be equal
-    ({"05_lstm_training__verdict_lstm_vs_single_frame": "not distinguishable"}, False),
-    ({"05_lstm_training__test_acc_std_lstm_pool": 0.025}, True),   # within 0.02
-    ({"05_lstm_training__test_acc_std_lstm_pool": 0.09}, False),
-    ({"05_lstm_training__test_f1_single_frame": None}, False),  # missing from the run
+    ({"05_lstm_training__n_test_clips": 119}, False),           # setup must be equal
+    ({"05_lstm_training__verdict_lstm_vs_single_frame": "not distinguishable"}, False),  # a flipped verdict
+    ({"05_lstm_training__test_acc_std_lstm_pool": 0.044}, True),  # a spread over seeds: shown, never compared
+    ({"05_lstm_training__gate_input_corr_median": -0.77}, True),  # a correlation: shown
+    ({"05_lstm_training__test_f1_single_frame": None}, True),   # a number shown, missing: still no failure
+    ({"05_lstm_training__verdict_lstm_vs_single_frame": None}, False),  # a lesson missing from the run
+    ({"06_error_analysis__hard_acc_lstm_pool": 1 / 14}, True),  # 1 of 14 inside 0 of 14's Wilson interval
     ({"00_setup__n_cpus": 16, "00_setup__backend": "jax"}, True),  # the machine: shown, not compared
     ({"05_lstm_training__train_time_lstm_pool_seconds": 90.0}, True),  # a time: the machine's speed, not a result
 ])
-def test_check_flags_drift_by_the_kind_of_metric(reference, tmp_path, change, reproduced, capsys):
+def test_check_fails_on_lessons_only(reference, tmp_path, change, reproduced, capsys):
     run = write_summary(tmp_path / "new_run", drifted(**change))
     assert (main(["check", str(run), str(reference)]) == 0) is reproduced
     out = capsys.readouterr().out
+    name = next(iter(change)).split("__")[1]
+    assert name in out  # both tables name every metric
     if not reproduced:
-        name = next(iter(change)).split("__")[1]
-        assert "DRIFT" in out and name in out  # the table names what drifted
+        assert "DRIFT" in out
     rows = check(load_run(run), load_reference(reference))
-    assert any(r.status == "info" and r.metric == "n_cpus" for r in rows)
+    assert any(r.status == "shown" and r.metric == "n_cpus" for r in rows)
+
+
+def test_an_undeclared_metric_is_shown_never_compared(reference, tmp_path):
+    """A metric recorded without a kind cannot silently become a failing one."""
+    metrics = drifted(**{"05_lstm_training__test_acc_std_lstm_pool": 0.5})
+    rows = check(load_run(write_summary(tmp_path / "r", metrics, kinds={})), load_reference(reference))
+    row = next(r for r in rows if r.metric == "test_acc_std_lstm_pool")
+    assert row.kind == "shown" and not row.drifted
+
+
+def test_a_lesson_the_second_seed_set_did_not_settle_is_shown_not_compared(reference, tmp_path, capsys):
+    other = drifted(**{"05_lstm_training__verdict_wide_vs_deep": "ahead",
+                       "05_lstm_training__test_acc_lstm_pool": 0.75})
+    run = write_summary(tmp_path / "seeds_345", other, seeds=(3, 4, 5))
+    assert main(["seed-table", str(reference), str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "NOT SETTLED" in out and "4 of 5 lessons settled" in out
+    table = load_reference(reference)["seed_table"]
+    settled = {r["metric"]: r["settled"] for r in table["rows"]}
+    assert settled == {"verdict_lstm_vs_single_frame": True, "verdict_wide_vs_deep": False,
+                       "test_acc_lstm_pool": True, "test_acc_single_frame": True, "hard_acc_lstm_pool": True}
+    # a flip of the unsettled verdict no longer fails the check; a flip of a settled one still does
+    flipped = write_summary(tmp_path / "flip", drifted(**{"05_lstm_training__verdict_wide_vs_deep": "behind"}))
+    rows = check(load_run(flipped), load_reference(reference))
+    assert next(r for r in rows if r.metric == "verdict_wide_vs_deep").status == "not settled"
+    assert main(["check", str(flipped), str(reference)]) == 0
+    flipped = write_summary(tmp_path / "flip2", drifted(**{"05_lstm_training__verdict_lstm_vs_single_frame": "behind"}))
+    assert main(["check", str(flipped), str(reference)]) == 1
+    # the README says which lessons are not settled
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{RESULTS_START}\n{RESULTS_END}\n")
+    write_readme_table(reference, readme)
+    assert "4 of 5 held; not settled, so not lessons: `verdict_wide_vs_deep`" in readme.read_text()
+    with pytest.raises(ReferenceError, match="other seeds"):
+        add_seed_table(reference, tmp_path / "ref_run")  # the same seeds again
 
 
 def test_a_new_metric_is_listed_but_is_not_drift(reference, tmp_path, capsys):
