@@ -42,8 +42,9 @@ if importlib.util.find_spec("helpers") is None:
     if not source:
         raise RuntimeError({json.dumps(MISSING)})
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
-    from importlib.metadata import version
-    print(f"installed the course from {{source}}; kept this runtime's keras {{version('keras')}}, numpy {{version('numpy')}}")'''
+    from importlib.metadata import distributions
+    kept = sorted({{f"{{d.name}} {{d.version}}" for d in distributions() if d.name in ("keras", "keras-nightly", "numpy")}})
+    print(f"installed the course from {{source}}; kept this runtime's {{', '.join(kept)}}")'''
 
 
 INSTALL_CELL = install_cell()
