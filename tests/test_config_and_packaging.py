@@ -57,11 +57,13 @@ def test_data_and_run_folders_follow_the_users_settings(monkeypatch, tmp_path):
     assert config.runs_dir() == (tmp_path / "r").resolve()
 
 
-# Google Colab's preinstalled versions (Python 3.13): the oldest set the ranges must admit.
-COLAB = {"keras": "3.13.0", "numpy": "2.1.0", "librosa": "0.11.0", "ipywidgets": "7.7.1", "pandas": "2.2.2",
-         "scikit-learn": "1.6.1", "matplotlib": "3.10.0", "opencv-python-headless": "4.12.0.88",
-         "pillow": "11.3.0", "ipykernel": "6.17.1", "tqdm": "4.67.1"}
-COLAB_BACKEND = {"tensorflow": "2.20.0"}
+# Google Colab's preinstalled versions (Python 3.13, its published freeze of 2026-08-19): the oldest
+# set the ranges must admit.
+COLAB = {"keras": "3.13.2", "numpy": "2.1.3", "librosa": "0.11.0", "ipywidgets": "7.7.1", "pandas": "2.2.3",
+         "scikit-learn": "1.6.1", "matplotlib": "3.10.0", "opencv-python-headless": "5.0.0.93",
+         "pillow": "11.3.0", "ipykernel": "6.17.1", "tqdm": "4.67.3", "soundfile": "0.14.0",
+         "imageio-ffmpeg": "0.6.0", "nbformat": "5.11.1"}
+COLAB_BACKEND = {"tensorflow": "2.20.0", "tensorboard": "2.20.0"}
 PYTHONS = ("3.11", "3.12", "3.13")
 BACKENDS = ("tensorflow", "jax", "torch")
 LOCKED_EXTRAS = (*BACKENDS, "test", "lab", "browser")
@@ -136,17 +138,23 @@ def test_lock_pins_every_dependency_inside_its_range():
         assert req.specifier.contains(pins[name]), f"constraints.txt pins {name}=={pins[name]} outside {req}"
 
 
-def test_colab_lock_pins_colabs_oldest_set():
-    pins = _pins(ROOT / "constraints-colab.txt")
-    for name, minor in {"tensorflow": "2.20", "keras": "3.13", "numpy": "2.1", "ipywidgets": "7.7"}.items():
-        assert name in pins and Version(pins[name]).release[:2] == Version(minor).release[:2], \
-            f"constraints-colab.txt must pin {name} {minor}.*, not {pins.get(name)}"
+@pytest.mark.parametrize("hosted", ["colab", "kaggle"])
+def test_hosted_sets_pin_the_runtimes_versions(hosted):
+    """constraints-colab.txt is Colab's published set (and what the course installs on top at the
+    lock's versions); constraints-kaggle.txt the same with Kaggle's ipywidgets 8.1.5."""
+    pins = _pins(ROOT / f"constraints-{hosted}.txt")
+    lock = _pins(ROOT / "constraints.txt")
+    wanted = COLAB | COLAB_BACKEND | ({"ipywidgets": "8.1.5"} if hosted == "kaggle" else {})
+    for name, version in wanted.items():
+        assert pins.get(name) == version, f"constraints-{hosted}.txt must pin {name}=={version}, not {pins.get(name)}"
+    for name in ("av", "papermill"):  # not in Colab: installed on top, at the lock's versions
+        assert pins.get(name) == lock[name], f"constraints-{hosted}.txt must pin {name}=={lock[name]}"
     project = _project()
     reqs = _requirements(project["dependencies"] + project["optional-dependencies"]["tensorflow"]
                          + project["optional-dependencies"]["test"])
     for name, req in reqs.items():
-        assert name in pins, f"constraints-colab.txt does not pin {name}"
-        assert req.specifier.contains(pins[name]), f"constraints-colab.txt pins {name}=={pins[name]} outside {req}"
+        assert name in pins, f"constraints-{hosted}.txt does not pin {name}"
+        assert req.specifier.contains(pins[name]), f"constraints-{hosted}.txt pins {name}=={pins[name]} outside {req}"
 
 
 def test_environment_yml_agrees_with_pyproject():
