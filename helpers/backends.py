@@ -38,7 +38,7 @@ START_UP_NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations|cudart_stub\.cc|"
     r"cpu_feature_guard\.cc|To enable the following instructions|rebuild TensorFlow with the appropriate|"
     r"failed call to cuInit|Unable to register cu(FFT|DNN|BLAS) factory|computation placer already registered|"
-    r"TF-TRT Warning|external/local_xla/xla/stream_executor/cuda")
+    r"TF-TRT Warning|external/local_xla/xla/stream_executor/cuda|oneDNN supports DT_\w+ only on platforms with")
 
 
 def start_up_lines(text: str) -> str:
@@ -104,6 +104,9 @@ def quiet_start() -> None:
                     with contextlib.suppress(RuntimeError, ValueError):  # kernels of other notebooks share it
                         tf.config.experimental.set_memory_growth(gpu, True)
                 tf.constant(0.0)  # CUDA is set up (or fails to be, on a CPU machine) here
+                # without AVX-512, oneDNN logs once per process, as an error, that it leaves boolean
+                # tensors to Eigen: a boolean transpose (as a masked LSTM makes) logs it here, filtered
+                tf.transpose(tf.constant([[True]]))
     finally:
         if before is None:
             os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)

@@ -116,9 +116,11 @@ class Verdict:
         if self.word == "not distinguishable":
             return (f"{self.a} and {self.b} are not distinguishable with these clips "
                     f"(difference {self.difference}, {self.difference.level:.0%} interval over {clips})")
-        how_far = "ahead of" if self.word == "ahead" else "behind"
-        return (f"{self.a} is {how_far} {self.b} by {abs(self.difference.value):.3f} "
-                f"(difference {self.difference}, {self.difference.level:.0%} interval over {clips})")
+        d = self.difference  # said once: the gap, then its interval (both as a gap: behind by 0.2 [0.1, 0.3])
+        how_far, sign = ("ahead of", 1) if self.word == "ahead" else ("behind", -1)
+        low, high = sorted((sign * d.low, sign * d.high))
+        return (f"{self.a} is {how_far} {self.b} by {sign * d.value:.3f} [{low:.3f}, {high:.3f}] "
+                f"({d.level:.0%} interval over {clips})")
 
 
 def compare(a_correct, b_correct, *, names: tuple[str, str] = ("A", "B"), paired: bool = True,

@@ -301,7 +301,7 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
     (:func:`claim_clip`), a clip locked by another running process is left to it (``locked``), and
     temporary files of writers that were killed are removed first.
     """
-    from tqdm.auto import tqdm
+    from helpers.progress import progress_bar
 
     prof = get_profile(profile)
     settings = feature_settings(prof, backbone.key)
@@ -327,7 +327,7 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
             todo.append(rec)
     if not todo:
         return records
-    bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress)
+    bar = progress_bar(total=len(todo), desc="features", unit="clip", disable=not progress)
     start, bs = time.perf_counter(), prof.batch_size
     done = {"frames": 0}
     queue: list[list] = []  # [clip entry, its frames not yet through the network], in clip order

@@ -36,15 +36,15 @@ def _inputs(seq_len: int, n_features: int, name: str):
 
 def _head(x, dense_units: int, dropout: float, name: str):
     _, layers = _keras()
-    x = layers.Dropout(dropout)(x)
-    x = layers.Dense(dense_units, activation="relu")(x)
-    x = layers.Dropout(dropout)(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    x = layers.Dense(dense_units, activation="relu", name="hidden")(x)
+    x = layers.Dropout(dropout, name="hidden_dropout")(x)
     return layers.Dense(N_CLASSES, activation="softmax", name=name)(x)
 
 
 def _zero_padding(x, mask):
     """Multiply padded steps by zero (for layers that do not take a mask)."""
-    return custom_layers()["ZeroPadded"]()(x, mask)
+    return custom_layers()["ZeroPadded"](name="zero_padding")(x, mask)
 
 
 @functools.cache
@@ -77,7 +77,7 @@ def build_lstm_classifier(seq_len: int, n_features: int, *, units: int = 2048, d
     """
     keras, layers = _keras()
     feats, mask = _inputs(seq_len, n_features, input_name)
-    x = layers.Normalization(mean=mean, variance=variance)(feats) if mean is not None else feats
+    x = layers.Normalization(mean=mean, variance=variance, name="standardise")(feats) if mean is not None else feats
     x = layers.LSTM(units, name="lstm")(x, mask=mask)
     return keras.Model({input_name: feats, "mask": mask}, _head(x, dense_units, dropout, "genre"),
                        name=f"lstm_{input_name}")
@@ -88,7 +88,7 @@ def build_frame_classifier(n_features: int, *, dense_units: int = 512, dropout: 
     """Table I's single-frame ConvNet: a classifier of one frame's features (no time)."""
     keras, layers = _keras()
     feats = keras.Input((n_features,), name="frame")
-    x = layers.Normalization(mean=mean, variance=variance)(feats) if mean is not None else feats
+    x = layers.Normalization(mean=mean, variance=variance, name="standardise")(feats) if mean is not None else feats
     return keras.Model(feats, _head(x, dense_units, dropout, "genre"), name="single_frame")
 
 
@@ -97,9 +97,9 @@ def build_mlp_classifier(seq_len: int, n_features: int, *, dense_units: int = 51
     """An MLP over the whole flattened sequence (the peer repository's ``mlp``)."""
     keras, layers = _keras()
     feats, mask = _inputs(seq_len, n_features, "video")
-    x = layers.Normalization(mean=mean, variance=variance)(feats) if mean is not None else feats
-    x = layers.Flatten()(_zero_padding(x, mask))
-    x = layers.Dense(dense_units, activation="relu")(x)
+    x = layers.Normalization(mean=mean, variance=variance, name="standardise")(feats) if mean is not None else feats
+    x = layers.Flatten(name="flatten_steps")(_zero_padding(x, mask))
+    x = layers.Dense(dense_units, activation="relu", name="over_steps")(x)
     return keras.Model({"video": feats, "mask": mask}, _head(x, dense_units, dropout, "genre"), name="mlp")
 
 
@@ -108,12 +108,12 @@ def build_conv3d_classifier(seq_len: int, thumb_size: int = 32, *, dense_units: 
     keras, layers = _keras()
     thumbs = keras.Input((seq_len, thumb_size, thumb_size, 3), name="thumbs")
     mask = keras.Input((seq_len,), dtype="bool", name="mask")
-    x = _zero_padding(layers.Rescaling(1 / 127.5, offset=-1.0)(thumbs), mask)  # padded frames: zeros, not -1
-    for filters in (16, 32):
-        x = layers.Conv3D(filters, 3, padding="same", activation="relu")(x)
-        x = layers.MaxPooling3D((1, 2, 2))(x)
-    x = layers.Conv3D(32, 3, padding="same", activation="relu")(x)
-    x = layers.GlobalAveragePooling3D()(x)
+    x = _zero_padding(layers.Rescaling(1 / 127.5, offset=-1.0, name="to_minus1_1")(thumbs), mask)  # padded: 0, not -1
+    for k, filters in enumerate((16, 32), start=1):
+        x = layers.Conv3D(filters, 3, padding="same", activation="relu", name=f"conv{k}")(x)
+        x = layers.MaxPooling3D((1, 2, 2), name=f"pool{k}")(x)
+    x = layers.Conv3D(32, 3, padding="same", activation="relu", name="conv3")(x)
+    x = layers.GlobalAveragePooling3D(name="clip_mean")(x)
     return keras.Model({"thumbs": thumbs, "mask": mask}, _head(x, dense_units, dropout, "genre"), name="conv3d")
 
 
@@ -123,9 +123,11 @@ def build_early_fusion(seq_len: int, n_video: int, n_audio: int, *, units: int =
     keras, layers = _keras()
     video, mask = _inputs(seq_len, n_video, "video")
     audio = keras.Input((seq_len, n_audio), name="audio")
-    v = layers.Normalization(mean=video_stats[0], variance=video_stats[1])(video) if video_stats[0] is not None else video
-    a = layers.Normalization(mean=audio_stats[0], variance=audio_stats[1])(audio) if audio_stats[0] is not None else audio
-    x = layers.Concatenate()([v, a])
+    v = (layers.Normalization(mean=video_stats[0], variance=video_stats[1], name="standardise_video")(video)
+         if video_stats[0] is not None else video)
+    a = (layers.Normalization(mean=audio_stats[0], variance=audio_stats[1], name="standardise_audio")(audio)
+         if audio_stats[0] is not None else audio)
+    x = layers.Concatenate(name="video_and_audio")([v, a])
     x = layers.LSTM(units, name="lstm")(x, mask=mask)
     return keras.Model({"video": video, "audio": audio, "mask": mask}, _head(x, dense_units, dropout, "genre"),
                        name="early_fusion")

@@ -155,11 +155,10 @@ def ensure_models(ctx: RunContext, clips: ClipSet, methods, seeds, *, head=None,
     run's training settings. How each method is made comes from the registry: trained itself,
     sharing another method's model, or combining other methods' models.
     """
-    from tqdm.auto import tqdm
-
     from helpers.features import sequence_inputs
     from helpers.models import get_method
     from helpers.ood import OOD_FILE
+    from helpers.progress import progress_bar
     from helpers.train import reuse_model, train_late_fusion, train_model
 
     wanted = {"features": feature_settings_of(ctx), "training": ctx.profile.settings(TRAIN_FIELDS)}
@@ -174,9 +173,12 @@ def ensure_models(ctx: RunContext, clips: ClipSet, methods, seeds, *, head=None,
 
     out: dict[tuple[str, int], Path] = {}
     jobs = [(m, s) for s in seeds for m in methods]
-    for method, seed in tqdm(jobs, desc="training", unit="model", disable=not progress):
+    bar, trained = progress_bar(jobs, desc="models", unit="model", disable=not progress), 0
+    for done, (method, seed) in enumerate(bar, start=1):
         spec, target = get_method(method), method_dir(ctx, method, seed)
         if not ((target / "model.keras").exists() and _config_matches(target / "config.json", wanted)):
+            trained += 1
+            bar.set_description_str(f"models ({trained} trained)")
             (target / OOD_FILE).unlink(missing_ok=True)  # described the model trained before
             if spec.same_model_as:
                 source = ensure_models(ctx, clips, [spec.same_model_as], [seed], progress=False)
@@ -194,7 +196,16 @@ def ensure_models(ctx: RunContext, clips: ClipSet, methods, seeds, *, head=None,
                             profile=ctx.profile, seed=seed, head_file=head_file, extra_config=wanted)
         ensure_ood(ctx, clips, target)
         out[method, seed] = target
+        if done == len(jobs):  # the bar's last line says what happened
+            bar.set_description_str(_trained_and_loaded(trained, len(jobs) - trained), refresh=False)
     return out
+
+
+def _trained_and_loaded(trained: int, loaded: int) -> str:
+    """``3 models trained, 6 loaded from the run``; ``9 models loaded from the run``; ``1 model trained``."""
+    first, n = ("trained", trained) if trained else ("loaded from the run", loaded)
+    text = f"{n} model{'s' * (n != 1)} {first}"
+    return f"{text}, {loaded} loaded from the run" if trained and loaded else text
 
 
 def training_data_of(ctx: RunContext, n_train: int) -> str:

@@ -108,7 +108,8 @@ def run_series(profile: str = "default", only: list[str] | None = None, out: Pat
     (later ones read its outputs) and records it.
     """
     import papermill as pm
-    from tqdm.auto import tqdm
+
+    from helpers.progress import progress_bar
 
     prof = get_profile(profile)
     if seeds:
@@ -120,7 +121,7 @@ def run_series(profile: str = "default", only: list[str] | None = None, out: Pat
     results: list[NotebookResult] = []
     parameters = run_parameters(prof.name, out, manifest=manifest, update_figures=update_figures, seeds=seeds)
     books = list_notebooks(only, notebooks)
-    for book in tqdm(books, desc=f"notebooks ({prof.name})", unit="nb"):
+    for book in progress_bar(books, desc=f"notebooks ({prof.name})", unit="nb"):
         (out / "metrics" / f"{book.stem}.json").unlink(missing_ok=True)
         (out / "metrics" / f"{book.stem}.kinds.json").unlink(missing_ok=True)
         start = time.perf_counter()

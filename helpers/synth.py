@@ -401,8 +401,7 @@ def generate_dataset(profile: str | Profile, out: str | Path, *, seed: int | Non
     *workers* processes render and encode the clips (default: one per core; 0 renders here). The
     files are byte for byte the same whatever the number of workers, and on any machine.
     """
-    from tqdm.auto import tqdm
-
+    from helpers.progress import progress_bar
     from helpers.workers import available_cores, main_is_importable, process_pool
 
     prof = get_profile(profile)
@@ -428,7 +427,7 @@ def generate_dataset(profile: str | Profile, out: str | Path, *, seed: int | Non
         if not safe:
             warnings.warn(why, stacklevel=2)
             workers = 0
-    bar = tqdm(total=len(todo), desc="synthetic clips", unit="clip", disable=not progress)
+    bar = progress_bar(total=len(todo), desc="synthetic clips", unit="clip", disable=not progress)
     if workers and len(todo) > 1:
         pool = process_pool(workers)
         for future in [pool.submit(_generate_job, job) for job in todo]:

@@ -1,0 +1,54 @@
+"""Progress bars that leave their final state behind, in a live notebook and in its saved copy.
+
+``tqdm.auto`` draws an ipywidgets bar in a notebook. The saved notebook keeps the text it had when
+it was first shown (``training:   0%|          | 0/9``), so a notebook read outside JupyterLab, or
+after its run, shows every bar frozen at zero. :func:`progress_bar` gives the same ``tqdm.auto``
+bar, shown under a display id and shown again when it closes: the saved output then reads as the
+bar ended (``features: 100%|##########| 62/62 [...]``). In a terminal it is tqdm's text bar.
+
+>>> with progress_bar(total=3, desc="clips", unit="clip", disable=True) as bar:  # doctest: +SKIP
+...     bar.update(3)
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from tqdm.auto import tqdm as _auto_tqdm
+
+try:
+    from tqdm.notebook import tqdm_notebook as _notebook_tqdm
+except ImportError:  # no ipywidgets: tqdm.auto is the text bar
+    _notebook_tqdm = None
+
+
+if _notebook_tqdm is not None and issubclass(_auto_tqdm, _notebook_tqdm):
+    class _Bar(_auto_tqdm):
+        """tqdm's notebook bar, displayed with a display id and displayed again (final) on close."""
+
+        def __init__(self, *args, **kwargs):
+            kwargs["display"] = False
+            super().__init__(*args, **kwargs)
+            self._handle = None
+            if not self.disable:
+                from IPython.display import display
+
+                self._handle = display(self.container, display_id=True)
+                self.displayed = True
+
+        def close(self):
+            super().close()
+            if self._handle is not None:
+                self._handle.update(self.container)  # the saved text/plain: the bar as it ended
+                self._handle = None
+else:
+    _Bar = _auto_tqdm
+
+
+def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
+                 unit: str = "it", disable: bool = False, **kwargs) -> _auto_tqdm:
+    """A ``tqdm.auto`` bar over *iterable* (or of *total* steps) whose saved output ends as the bar did.
+
+    Use it as tqdm: iterate over it, or ``update`` it and ``close`` it (a ``with`` block closes
+    it); a loop over it closes it at its end. Keyword arguments go to tqdm.
+    """
+    return _Bar(iterable, total=total, desc=desc, unit=unit, disable=disable, **kwargs)
