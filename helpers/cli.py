@@ -9,6 +9,22 @@ import sys
 from pathlib import Path
 
 from helpers.config import PROFILE_NAMES
+from helpers.errors import SettingError, VgenreError
+
+KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
+"""Values Keras 3 accepts in ``KERAS_BACKEND``."""
+from helpers.errors import SettingError, VgenreError
+
+KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
+"""Values Keras 3 accepts in ``KERAS_BACKEND``."""
+from helpers.errors import SettingError, VgenreError
+
+KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
+"""Values Keras 3 accepts in ``KERAS_BACKEND``."""
+from helpers.errors import SettingError, VgenreError
+
+KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
+"""Values Keras 3 accepts in ``KERAS_BACKEND``."""
 
 
 def _quiet_tensorflow() -> None:
@@ -118,7 +134,9 @@ def cmd_train(args) -> int:
     x = sequence_inputs(test, trained.config["seq_len"], head=trained.head)
     m = clip_metrics(test.y, trained.predict(x))
     metrics = {"test_accuracy": m["accuracy"], "test_macro_f1": m["macro_f1"], "n_test": int(len(test))}
-    (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    from helpers.fileio import write_json
+
+    write_json(model_dir / "metrics.json", metrics)
     print(f"model: {model_dir}\n" + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
     return 0
 
@@ -129,8 +147,8 @@ def cmd_predict(args) -> int:
 
     _quiet_tensorflow()
     model_dir = Path(args.model) if args.model else default_model_dir(args.profile)
-    print(f"using the model {model_dir}", file=sys.stderr)
     predictor = Predictor(model_dir, weights=args.weights)
+    print(f"using the model {model_dir}", file=sys.stderr)
     failures = 0
     for video in args.videos:
         try:
@@ -139,6 +157,10 @@ def cmd_predict(args) -> int:
             failures += 1
             print(f"error: {exc}", file=sys.stderr)
             continue
+        if p.warning:
+            print(f"warning: {p.path}: {p.warning}", file=sys.stderr)
+        if p.warning:
+            print(f"warning: {p.path}: {p.warning}", file=sys.stderr)
         print(prediction_json(p) if args.json else format_prediction(p), flush=True)
     return 1 if failures else 0
 
@@ -216,15 +238,83 @@ def cmd_bench(args) -> int:
     return run_bench(args.profile, only=args.only, workers=args.workers)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a wrong option in one line (``error: ...``) rather than the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _writable_folder(option: str, folder: str | Path) -> None:
+    """Refuse a folder that cannot be made or written to, before any work: one line naming it and why."""
+    from helpers.fileio import write_error
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SettingError(f"{option} {folder}: a file, not a folder; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".vgenre-write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = write_error(exc, folder / "x").reason
+        raise SettingError(f"{option} {folder}: cannot write there ({reason}); choose a folder you can write to") \
+            from None
+
+
+def check_settings(args) -> None:
+    """Refuse every option and environment variable with a value that cannot work, in one line each,
+    before any work starts (:class:`~helpers.errors.SettingError`)."""
+    backend = os.environ.get("KERAS_BACKEND")
+    if backend is not None and backend not in KERAS_BACKENDS:
+        raise SettingError(f"KERAS_BACKEND={backend!r} is not a Keras backend; use one of "
+                           f"{', '.join(KERAS_BACKENDS[:3])} (or unset it)")
+    for name in ("VGENRE_DATA_DIR", "VGENRE_RUNS_DIR"):
+        value = os.environ.get(name)
+        if value is not None and (not value.strip() or (Path(value).exists() and not Path(value).is_dir())):
+            raise SettingError(f"{name}={value!r} is not a folder; point it at a folder (or unset it)")
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 0:
+        raise SettingError(f"--workers must be 0 or more (0: work in this process), got {workers}")
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed < 2 ** 32:
+        raise SettingError(f"--seed must be between 0 and {2 ** 32 - 1}, got {seed}")
+    difficulty = getattr(args, "difficulty", None)
+    if difficulty is not None and not 0.0 <= difficulty <= 1.0:
+        raise SettingError(f"--difficulty is a share of clips, between 0 and 1, got {difficulty}")
+    timeout = getattr(args, "cell_timeout", None)
+    if timeout is not None and timeout <= 0:
+        raise SettingError(f"--cell-timeout is seconds per cell and must be above 0, got {timeout}")
+    for option in ("manifest", "model", "weights"):
+        value = getattr(args, option, None)
+        if value is not None and not str(value).strip():
+            raise SettingError(f"--{option} is empty; give a path")
+    notebooks = getattr(args, "notebooks", None)
+    if notebooks is not None and not Path(notebooks).is_dir():
+        raise SettingError(f"--notebooks {notebooks}: not a folder; give the folder holding the series")
+    out = getattr(args, "out", None)
+    if out is not None and args.command in ("synth", "train", "run"):
+        _writable_folder("--out", out)
+    if out is not None and args.command == "curate":
+        if Path(out).is_dir():
+            raise SettingError(f"--out {out}: a folder; give the manifest's file name (e.g. {Path(out) / 'manifest.csv'})")
+        _writable_folder("--out (its folder)", Path(out).parent)
+    if args.command in ("synth", "features", "train", "run", "bench"):
+        from helpers.config import data_dir
+
+        _writable_folder("VGENRE_DATA_DIR" if os.environ.get("VGENRE_DATA_DIR") else "the data folder", data_dir())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vgenre``."""
-    parser = argparse.ArgumentParser(prog="vgenre", description="Video genre classification with a "
+    parser = _Parser(prog="vgenre", description="Video genre classification with a "
                                      "convolutional recurrent network (InceptionV3 features + LSTM + audio).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     parser.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
                         help="Keras backend (default: KERAS_BACKEND, else Keras' own default, tensorflow)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def profile_arg(p, default="default"):
         p.add_argument("--profile", choices=PROFILE_NAMES, default=default, help=f"sizes to use (default: {default})")
@@ -328,6 +418,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``vgenre``."""
+    for stream in (sys.stdout, sys.stderr):  # file names are printed as the file system has them (any bytes)
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
+    for stream in (sys.stdout, sys.stderr):  # file names are printed as the file system has them (any bytes)
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
+    for stream in (sys.stdout, sys.stderr):  # file names are printed as the file system has them (any bytes)
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
+    for stream in (sys.stdout, sys.stderr):  # file names are printed as the file system has them (any bytes)
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     args = build_parser().parse_args(argv)
     if args.backend:  # Keras reads it once, at its first import; notebooks run by `vgenre run` inherit it
         if "keras" in sys.modules and os.environ.get("KERAS_BACKEND", "tensorflow") != args.backend:
@@ -337,27 +439,32 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["KERAS_BACKEND"] = args.backend
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
+        check_settings(args)
         return int(args.func(args) or 0)
     except _user_errors() as exc:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the system refused a file or folder the package does not write itself
+        if args.debug:
+            raise
+        from helpers.fileio import write_error
+
+        where = exc.filename if exc.filename is not None else "a file"
+        print(f"error: {where}: {write_error(exc, Path(str(where))).reason}", file=sys.stderr)
+        return 1
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    """The package's errors about what the user gave (files, settings): one line, no traceback."""
+    """The package's errors about what the user gave (files, settings, room to write): the root
+    :class:`~helpers.errors.VgenreError`, printed in one line without a traceback (and, until they
+    sit under the root, the classes of modules that still derive from ``ValueError`` alone)."""
     from helpers.config import ConfigError
-    from helpers.curate import CurationError
-    from helpers.manifest import ManifestError
-    from helpers.media import MediaError
     from helpers.reference import ReferenceError
-    from helpers.synth import SynthError
-    from helpers.train import ModelFolderError
     from helpers.weights import WeightsError
 
-    return (ConfigError, CurationError, ManifestError, MediaError, ModelFolderError, ReferenceError, SynthError,
-            WeightsError)
+    return (VgenreError, *(c for c in (ConfigError, ReferenceError, WeightsError) if not issubclass(c, VgenreError)))
 
 
 if __name__ == "__main__":

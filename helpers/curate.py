@@ -16,6 +16,7 @@ Example
 from __future__ import annotations
 
 import csv
+import os
 import re
 import warnings
 from importlib import resources
@@ -27,19 +28,19 @@ import numpy as np
 from helpers.audio import decode_audio
 from helpers.config import GENRES
 from helpers.manifest import MANIFEST_NAME, clip_path, read_manifest, write_manifest
-from helpers.media import MediaError, check_decoded, open_media, stream_duration, video_frames
+from helpers.errors import VgenreError
+from helpers.media import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, check_decoded, folder_reason, open_media,
+                           still_image_reason, stream_duration, video_frames)
 
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
-                    ".flv", ".wmv", ".3gp", ".ogv"}
 AUDIO_EXTENSIONS = {".m4a", ".mp3", ".wav", ".aac", ".ac3", ".flac", ".ogg", ".oga", ".opus", ".wma"}
-SKIP_EXTENSIONS = {".csv", ".txt", ".json", ".md", ".nfo", ".srt", ".vtt", ".jpg", ".jpeg", ".png", ".gif",
-                   ".npz", ".pdf", ".zip"}  # not videos, and not worth asking FFmpeg
+OTHER_EXTENSIONS = {".csv", ".txt", ".json", ".md", ".nfo", ".srt", ".vtt", ".npz", ".pdf",
+                    ".zip"}  # not media, and not worth asking FFmpeg
 PROBE_FIELDS = ["duration", "fps", "width", "height", "has_audio", "decoded_share", "status"]
 PROBE_AUDIO_RATE = 8000  # Hz: the audio check of a probe needs no more
 SPLIT_TOLERANCE = 0.05  # GroupedSplit warns when a genre's split is further than this from the request
 
 
-class CurationError(ValueError):
+class CurationError(VgenreError, ValueError):
     """A tree or map that cannot be curated; the message names the path and the reason."""
 
 
@@ -75,16 +76,45 @@ def probe_video(path: str | Path) -> dict:
 
 
 def _probe_kind(path: Path) -> str:
-    """``"video"`` when FFmpeg finds a moving video stream in a file of unknown extension, else why not."""
+    """``"video"`` when FFmpeg finds a moving video stream in a file of unknown extension, else the
+    verdict: ``skipped`` for audio and pictures, ``bad`` for a file FFmpeg cannot read."""
     try:
         with open_media(path, need="any") as container:
             if not container.streams.video:
                 return "skipped: audio-only file (no video stream)"
+            still = still_image_reason(container)
+            if still:
+                return f"skipped: {still}"
             if (container.streams.video[0].frames or 0) <= 1 and not container.duration:
                 return "skipped: a still image, not a video"
             return "video"
     except MediaError as exc:
-        return f"skipped: not a video ({exc.reason})"
+        return f"bad: {exc.reason}"
+
+
+def file_verdict(path: Path) -> str:
+    """What a file is to curation and validation: ``"video"``, or ``"skipped: <why>"`` (hidden,
+    audio-only, a picture, a document), or ``"bad: <why>"`` (a broken link, a file of unknown
+    extension FFmpeg cannot read). The same whether the file is given alone or found in a folder."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if path.is_symlink() and not path.exists():
+        return "bad: broken symbolic link"
+    if path.is_dir():
+        return f"bad: {folder_reason(path)}"
+    if not path.exists():
+        return "bad: file not found"
+    if path.name.startswith("."):
+        return "skipped: hidden file"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    if suffix in AUDIO_EXTENSIONS:
+        return "skipped: audio-only file (no video stream)"
+    if suffix in IMAGE_EXTENSIONS:
+        return f"skipped: a still image ({suffix} file), not a video"
+    if suffix in OTHER_EXTENSIONS:
+        return f"skipped: not a video ({suffix} file)"
+    return _probe_kind(path)
 
 
 def scan_media(folder: Path, *, seen: set | None = None) -> tuple[list[Path], list[dict]]:
@@ -95,14 +125,15 @@ def scan_media(folder: Path, *, seen: set | None = None) -> tuple[list[Path], li
     *seen* carries the folders and files already reached across calls (a folder in it other than
     *folder* itself is not entered: pass the other genre folders so a link never moves clips
     into another genre).
-    Files are videos by extension (:data:`VIDEO_EXTENSIONS`); audio-only and hidden files are
-    skipped, and files of other extensions are probed with FFmpeg.
+    Each file gets its :func:`file_verdict`: videos by extension
+    (:data:`helpers.media.VIDEO_EXTENSIONS`); audio-only, hidden files, pictures and documents
+    are skipped; files of other extensions are probed with FFmpeg (bad when it cannot read them).
 
     Returns
     -------
     videos : sorted paths (as reached, not resolved)
-    skipped : ``{"path", "status"}`` rows, ``status`` being ``"skipped: <why>"`` or, for a folder
-        that cannot be read, ``"bad: <why>"``
+    skipped : ``{"path", "status"}`` rows, ``status`` being ``"skipped: <why>"`` or, for a file or
+        folder that cannot be used, ``"bad: <why>"``
     """
     videos, skipped = [], []
     seen = set() if seen is None else seen
@@ -134,23 +165,13 @@ def scan_media(folder: Path, *, seen: set | None = None) -> tuple[list[Path], li
 
 
 def _skip_reason(entry: Path, seen: set) -> str:
-    """``"video"``, ``""`` for a file already reached through another path, or why it is skipped."""
-    if not entry.exists():
-        return "skipped: broken symbolic link"
-    st = entry.stat()
-    if ("file", st.st_dev, st.st_ino) in seen:
-        return ""
-    seen.add(("file", st.st_dev, st.st_ino))
-    suffix = entry.suffix.lower()
-    if entry.name.startswith("."):
-        return "skipped: hidden file"
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    if suffix in AUDIO_EXTENSIONS:
-        return "skipped: audio-only file (no video stream)"
-    if suffix in SKIP_EXTENSIONS:
-        return f"skipped: not a video ({suffix} file)"
-    return _probe_kind(entry)
+    """:func:`file_verdict`, or ``""`` for a file already reached through another path."""
+    if entry.exists():
+        st = entry.stat()
+        if ("file", st.st_dev, st.st_ino) in seen:
+            return ""
+        seen.add(("file", st.st_dev, st.st_ino))
+    return file_verdict(entry)
 
 
 def _video_files(folder: Path, problems: list[dict], seen: set | None = None) -> list[Path]:
@@ -420,15 +441,21 @@ def curate_folder(root: str | Path, out: str | Path | None = None, *, dataset: s
     except ValueError as exc:
         raise CurationError(f"{root}: {exc}; add clips of other films (one subfolder per film) to that genre, "
                             "or leave the genre out") from None
-    return write_manifest(rows, Path(out) if out else root / MANIFEST_NAME)
+    out = Path(out) if out else root / MANIFEST_NAME
+    if out.parent.resolve() != root.resolve():  # paths in a manifest are relative to its own folder
+        for row in rows:
+            row["path"] = os.path.relpath(root / row["path"], out.parent)
+    return write_manifest(rows, out)
 
 
 def validate_paths(paths: list[str | Path]) -> list[dict]:
     """Probe every video under *paths* (files, or folders searched with :func:`scan_media`).
 
     Returns one row per file reached: ``path`` and the :func:`probe_video` fields, whose ``status``
-    is ``ok`` or ``bad: <reason>`` (a missing file is ``bad: file not found``); a file in a folder
-    that is not a video is ``skipped: <why>``. A file reached twice (through a link) is one row.
+    is ``ok`` or ``bad: <reason>`` (a missing file is ``bad: file not found``); a file that is not a
+    video is ``skipped: <why>`` or ``bad: <why>`` (:func:`file_verdict`), the same verdict whether
+    given alone or found in a folder. A file reached twice (through a link) is one row. A folder
+    holding no files at all is one ``bad`` row naming it (and a video-like name it carries).
     """
     rows, seen = [], set()
     for p in map(Path, paths):
@@ -436,6 +463,15 @@ def validate_paths(paths: list[str | Path]) -> list[dict]:
             videos, skipped = scan_media(p, seen=seen)
             rows += [{"path": str(f), **probe_video(f)} for f in videos]
             rows += skipped
-        else:
+            if not videos and not skipped:
+                suffix = p.suffix.lower()
+                looks = (f"is a folder named like a {suffix} file (a folder, not a video)"
+                         if suffix in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS else "is a folder")
+                rows.append({"path": str(p), "status": f"bad: {looks}, holding no files"})
+            continue
+        verdict = _skip_reason(p, seen)
+        if verdict == "video":
             rows.append({"path": str(p), **probe_video(p)})
+        elif verdict:
+            rows.append({"path": str(p), "status": verdict})
     return rows

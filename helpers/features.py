@@ -5,8 +5,11 @@ runs the backbone on them and computes one log-mel vector per frame step. One ``
 clip is written under ``data/cache/features/`` with a name derived from everything that changes
 its content (the clip's bytes, backbone, weights, input size, fps, precision, audio settings).
 
-* Writes are atomic (temporary file, then rename): an interrupted run never leaves a partial file
-  and a rerun resumes where it stopped.
+* Writes are atomic (:mod:`helpers.fileio`): an interrupted run never leaves a partial file and a
+  rerun resumes where it stopped. A write that fails (a full disk, a read-only folder) stops the
+  batch with one :class:`~helpers.errors.WriteError` saying how far it got: the next clip would
+  fail too, and the clips written are kept.
+* A clip listed twice in the manifest is extracted once (a warning names it).
 * ``shard=(i, n)`` takes every clip whose key hashes to ``i`` modulo ``n``, so several machines
   can share a manifest deterministically.
 * Several processes on one cache share the work: a clip is locked while it is extracted, and a
@@ -39,10 +42,16 @@ import numpy as np
 
 from helpers.audio import StreamingLogMel, frame_audio_features, step_means
 from helpers.config import GENRES, ConfigError, Profile, data_dir, get_profile
+from helpers.errors import SettingError, WriteError
+from helpers.fileio import remove_stale_temps, save_npz, write_error
+from helpers.errors import SettingError, WriteError
+from helpers.fileio import remove_stale_temps, save_npz, write_error
+from helpers.errors import SettingError, WriteError
+from helpers.fileio import remove_stale_temps, save_npz, write_error
 from helpers.frames import decode_video, make_sequences
 from helpers.manifest import clip_path
 from helpers.media import MediaError, media_duration
-from helpers.workers import default_workers, init_worker, main_is_importable, process_pool
+from helpers.workers import default_workers, init_worker, main_is_importable, process_pool, worker_initargs, worker_initargs
 
 FEATURE_VERSION = 3  # bump whenever decoding or resizing changes the features
 THUMB_SIZE = 32
@@ -112,11 +121,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def save_atomic(path: Path, **arrays) -> None:
-    """``np.savez`` to a temporary name in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    """One feature file, written atomically (:func:`helpers.fileio.save_npz`)."""
+    save_npz(path, **arrays)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -148,7 +154,10 @@ def claim_clip(feature_file: Path) -> bool:
     call), is taken over; a lock from another machine is respected.
     """
     lock = feature_file.with_suffix(".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, lock) from exc
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -159,8 +168,14 @@ def claim_clip(feature_file: Path) -> bool:
                 return False
             lock.unlink(missing_ok=True)  # stale (or half-written: its writer died between open and write)
             continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"{socket.gethostname()} {os.getpid()}")
+        except OSError as exc:
+            raise write_error(exc, lock) from exc
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{socket.gethostname()} {os.getpid()}")
+        except OSError as exc:
+            lock.unlink(missing_ok=True)
+            raise write_error(exc, lock) from exc
         return True
     return False
 
@@ -174,13 +189,7 @@ def release_clip(feature_file: Path) -> None:
 
 def remove_stale_partials(root: Path) -> list[Path]:
     """Delete temporary feature files (``.<key>.<pid>.partial.npz``) of writers no longer running; return them."""
-    removed = []
-    for tmp in Path(root).glob("*/.*.partial.npz"):
-        pid = tmp.name.split(".")[-3]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
+    return remove_stale_temps(root, "*/.*.partial.npz")
 
 
 @dataclass
@@ -230,7 +239,8 @@ def clip_features(path: str | Path, backbone, profile: str | Profile, *, chunk_f
     """All features of one clip, computed now (no cache): what ``vgenre predict`` uses.
 
     Audio that cannot be decoded does not stop it: ``has_audio`` is then False and ``audio_error``
-    says why; ``duration`` is the seconds the file declares (else the sampled span). With
+    says why; ``duration`` is the seconds the file declares (else the sampled span); ``share`` and
+    ``decoded_seconds`` say how much of the video decoded. With
     *thumbs* False (a model that does not take them) ``thumbs`` is None.
 
     Memory does not grow with the file's length beyond the per-frame features: frames go through
@@ -263,7 +273,7 @@ def clip_features(path: str | Path, backbone, profile: str | Profile, *, chunk_f
              else np.zeros((len(times), prof.n_mels), np.float32))
     return {"pool": pool.result(), "audio": audio, "timestamps": times, "has_audio": has_audio,
             "thumbs": small.result() if small is not None else None, "audio_error": video.audio_error,
-            "duration": duration}
+            "duration": duration, "share": video.share, "decoded_seconds": video.decoded_seconds}
 
 
 class _Rows:
@@ -296,6 +306,33 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
 
     Returns one record per clip: ``path``, ``key``, ``file``, ``status`` (``cached``, ``written``,
     ``locked``, ``skipped: <why>`` or ``bad: <reason>``). A bad clip is recorded and the batch goes on.
+    A clip listed twice (the same file) is extracted once, with a warning.
+
+    Raises
+    ------
+    helpers.errors.WriteError
+        When a feature file cannot be written (no space left, read-only cache): the batch stops
+        there, the message says how many clips were written; nothing partial is left.
+    helpers.errors.SettingError
+        When *workers* is negative.
+    A clip listed twice (the same file) is extracted once, with a warning.
+
+    Raises
+    ------
+    helpers.errors.WriteError
+        When a feature file cannot be written (no space left, read-only cache): the batch stops
+        there, the message says how many clips were written; nothing partial is left.
+    helpers.errors.SettingError
+        When *workers* is negative.
+    A clip listed twice (the same file) is extracted once, with a warning.
+
+    Raises
+    ------
+    helpers.errors.WriteError
+        When a feature file cannot be written (no space left, read-only cache): the batch stops
+        there, the message says how many clips were written; nothing partial is left.
+    helpers.errors.SettingError
+        When *workers* is negative.
 
     Several processes can share one cache: each clip is locked while it is extracted
     (:func:`claim_clip`), a clip locked by another running process is left to it (``locked``), and
@@ -303,12 +340,19 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
     """
     from helpers.progress import progress_bar
 
+    if workers is not None and workers < 0:
+        raise SettingError(f"workers must be 0 or more (0: decode in a thread of this process), got {workers}")
     prof = get_profile(profile)
     settings = feature_settings(prof, backbone.key)
     remove_stale_partials(root or cache_dir())
-    records, todo = [], []
-    for row in rows:
+    records, todo, listed = [], [], {}
+    for line, row in enumerate(rows, start=2):
         path = clip_path(row)
+        if str(path) in listed:
+            warnings.warn(f"{path}: listed twice in the manifest (rows {listed[str(path)]} and {line}); "
+                          "extracted once", stacklevel=2)
+            continue
+        listed[str(path)] = line
         if row.get("status", "ok") not in ("", "ok"):
             records.append({"path": str(path), "status": f"skipped: {row['status']}"})
             continue
@@ -335,9 +379,15 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
 
     def write(entry: dict) -> None:
         d, rec = entry["decoded"], entry["rec"]
-        save_atomic(Path(rec["file"]), pool=np.concatenate(entry["out"]).astype(np.float32), audio=d.audio,
-                    timestamps=d.timestamps, has_audio=np.bool_(d.has_audio), thumbs=d.thumbs,
-                    settings=json.dumps(settings))
+        try:
+            save_atomic(Path(rec["file"]), pool=np.concatenate(entry["out"]).astype(np.float32), audio=d.audio,
+                        timestamps=d.timestamps, has_audio=np.bool_(d.has_audio), thumbs=d.thumbs,
+                        settings=json.dumps(settings))
+        except WriteError as exc:  # the next clip would fail too: stop, saying how far the batch got
+            n = sum(r.get("status") == "written" for r in todo)
+            raise WriteError(exc.path, f"{exc.reason}; feature extraction stopped after writing {n} of {len(todo)} "
+                                       "clips (they are kept: run the same command again once there is room)",
+                             exc.errno) from exc
         release_clip(Path(rec["file"]))
         rec["status"] = "written"
         done["frames"] += len(d.frames)
@@ -413,8 +463,8 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
         except BrokenProcessPool:  # the pool lost a worker earlier: process_pool gives a fresh one
             return process_pool(workers, threads).submit(*args)
 
+    pending: deque = deque()
     try:
-        pending: deque = deque()
         for rec in mine():
             pending.append((rec, submit(rec)))
             if len(pending) > depth:
@@ -423,11 +473,13 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
             take(*pending.popleft())
         run_batches(final=True)
     finally:
+        for _, future in pending:  # stopped early: the clips not started are not decoded for nothing
+            future.cancel()
         if own is not None:
             own.shutdown(cancel_futures=True)
         for file in claimed:  # an interrupted call leaves no lock behind
             release_clip(file)
-    bar.close()
+        bar.close()
     return records
 
 
@@ -437,7 +489,7 @@ def _decode_alone(path: Path, profile: Profile, input_size: int) -> Decoded:
     import multiprocessing
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
-                             initargs=(1,)) as pool:
+                             initargs=worker_initargs(1)) as pool:
         try:
             return pool.submit(decode_clip, path, profile, input_size).result()
         except BrokenProcessPool:

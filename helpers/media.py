@@ -22,11 +22,15 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import av
+
+from helpers.errors import VgenreError
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +41,18 @@ A clip that loses its last tenth still shows its genre; one that stops at a thir
 its duration, frame count and audio alignment would all be wrong downstream.
 """
 
+_MIN_SHARE = contextvars.ContextVar("min_decoded_share", default=MIN_DECODED_SHARE)
+
 NEEDS = ("video", "audio", "any")
+
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
+                    ".flv", ".wmv", ".3gp", ".ogv"}
+"""Extensions of video files: a folder scan takes these as videos without asking FFmpeg."""
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".avif"}
+"""Extensions of still images: named as such, never taken for a video."""
+_IMAGE_FORMATS = {"image2", "gif", "apng", "webp", "ico"}  # FFmpeg demuxers of pictures (and any "*_pipe")
+
+URL_SCHEMES = ("http://", "https://", "ftp://", "rtsp://", "rtmp://", "s3://", "gs://", "file://")
 
 DECODER_THREADS = 0
 """Threads FFmpeg may use to decode one video stream; 0 lets FFmpeg choose (one per core).
@@ -47,7 +62,7 @@ process, since they already run one per core.
 """
 
 
-class MediaError(ValueError):
+class MediaError(VgenreError, ValueError):
     """A media file that cannot be used; the message is ``"<path>: <reason>"``.
 
     Attributes
@@ -67,6 +82,44 @@ class MediaError(ValueError):
 def _describe(exc: Exception) -> str:
     """``"ExcName: message"`` without the errno and file name FFmpeg and the OS add."""
     return f"{exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}"
+
+
+def is_url(path: str | Path) -> bool:
+    """Whether *path* is an address (``http://...``) rather than a file name (also once a ``Path``
+    has folded its ``//`` into ``/``)."""
+    text = str(path).lower()
+    return text.startswith(URL_SCHEMES) or text.startswith(tuple(s.replace("//", "/") for s in URL_SCHEMES))
+
+
+def still_image_reason(container: av.container.InputContainer) -> str | None:
+    """``"a still image (PNG), not a video"`` when FFmpeg opened a picture, else None."""
+    fmt = container.format.name.split(",")[0]
+    if fmt in _IMAGE_FORMATS or fmt.endswith("_pipe"):
+        codec = container.streams.video[0].codec_context.name.upper() if container.streams.video else fmt
+        kind = "an animated image" if fmt in ("gif", "apng", "webp") and (container.duration or 0) > 0 \
+            else "a still image"
+        return f"{kind} ({codec}), not a video"
+    return None
+
+
+def folder_reason(path: Path) -> str:
+    """Why a folder given where a media file is expected cannot be used (naming a look-alike name)."""
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS or suffix in IMAGE_EXTENSIONS:
+        return f"is a folder named like a {suffix} file, not a media file"
+    return "is a folder, not a media file"
+
+
+@contextlib.contextmanager
+def accept_partial(min_share: float = 1e-9) -> Iterator[None]:
+    """Within the block, a damaged stream is kept when more than *min_share* of it decodes (not the
+    :data:`MIN_DECODED_SHARE` training data keep): ``vgenre predict`` labels what decodes and says
+    how much that was."""
+    token = _MIN_SHARE.set(min_share)
+    try:
+        yield
+    finally:
+        _MIN_SHARE.reset(token)
 
 
 def open_media(path: str | Path, *, need: str = "video") -> av.container.InputContainer:
@@ -96,10 +149,12 @@ def open_media(path: str | Path, *, need: str = "video") -> av.container.InputCo
     """
     if need not in NEEDS:
         raise ValueError(f"need must be one of {NEEDS}, got {need!r}")
+    if is_url(path):
+        raise MediaError(path, "is an address, not a file; download it first and give the file's name")
     path = Path(path)
     try:
         if path.is_dir():
-            raise MediaError(path, "is a folder, not a media file")
+            raise MediaError(path, folder_reason(path))
         size = path.stat().st_size
     except FileNotFoundError:
         raise MediaError(path, "file not found") from None
@@ -120,6 +175,11 @@ def open_media(path: str | Path, *, need: str = "video") -> av.container.InputCo
     if missing:
         container.close()
         raise MediaError(path, missing)
+    if need == "video":
+        still = still_image_reason(container)
+        if still:
+            container.close()
+            raise MediaError(path, still)
     return container
 
 
@@ -178,12 +238,15 @@ def check_decoded(path: str | Path, what: str, decoded_seconds: float, total_sec
     ------
     MediaError
         When less than :data:`MIN_DECODED_SHARE` of *total_seconds* decoded, e.g.
-        ``"clip.mp4: video decodes only 2.5 s of 5.3 s (47%, below the 90% needed)"``.
+        ``"clip.mp4: video decodes only 2.5 s of 5.3 s (47%, below the 90% needed)"``; inside
+        :func:`accept_partial`, only when nothing decoded.
     """
     share = decoded_share(decoded_seconds, total_seconds)
-    if share < MIN_DECODED_SHARE:
+    needed = _MIN_SHARE.get()
+    if share < needed or share <= 0:
+        rule = f"below the {needed:.0%} needed" if needed >= 0.01 else "nothing usable"
         raise MediaError(path, f"{what} decodes only {decoded_seconds:.1f} s of {total_seconds:.1f} s "
-                               f"({share:.0%}, below the {MIN_DECODED_SHARE:.0%} needed)")
+                               f"({share:.0%}, {rule})")
     return share
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from helpers.config import GENRES, HEAD_FIELDS, SYNTH_FIELDS, TRAIN_FIELDS, Profile, get_profile, settings_key
 from helpers.context import RunContext
 from helpers.features import ClipSet
+from helpers.fileio import write_json
 from helpers.manifest import MANIFEST_NAME, ManifestError, clip_path, read_manifest
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def ensure_head(ctx: RunContext, clips: ClipSet, *, retrain: bool = False):
     ys = [np.repeat(c.y, [len(p) for p in c.pool]) for c in (train, val)]
     head, _ = train_softmax_head(xs[0], ys[0], xs[1], ys[1], out, steps=prof.head_steps,
                                  checkpoint_every=prof.head_checkpoint_every, batch_size=prof.head_batch)
-    (out / "config.json").write_text(json.dumps(wanted, indent=2))
+    write_json(out / "config.json", wanted)
     return head
 
 

@@ -34,6 +34,8 @@ import cv2
 import numpy as np
 
 from helpers.config import GENRES, Profile, get_profile
+from helpers.errors import VgenreError
+from helpers.fileio import atomic_path
 from helpers.manifest import MANIFEST_NAME, write_manifest
 
 # Visual style of each genre. Pairs share palettes ("hue" ranges) on purpose.
@@ -73,7 +75,7 @@ HARD_CASES = {
 }
 
 
-class SynthError(ValueError):
+class SynthError(VgenreError, ValueError):
     """A synthetic-data parameter that is not allowed."""
 
 
@@ -323,16 +325,23 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
                 audio_rate: int = 44100, *, crf: int = 23) -> Path:
     """Write uint8 RGB *frames* and optional mono or ``[channels, n]`` *audio* as an MP4 (H.264 + AAC).
 
-    The file is written to a temporary name and renamed, so a crash never leaves a half-written MP4.
+    The file is written through :func:`helpers.fileio.atomic_path`, so a crash or a full disk never
+    leaves a half-written MP4 (a failed write raises :class:`~helpers.errors.WriteError`).
     """
-    import av
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     h, w = frames.shape[1:3]
     if h % 2 or w % 2:
         raise SynthError(f"{path}: H.264 in yuv420p needs even sizes, got {w}x{h}")
-    tmp = path.with_name(f".{path.name}.partial")
+    with atomic_path(path, needed=frames.nbytes // 20) as tmp:
+        _encode(tmp, frames, fps, audio, audio_rate, crf)
+    return path
+
+
+def _encode(tmp: Path, frames: np.ndarray, fps: float, audio: np.ndarray | None, audio_rate: int, crf: int) -> None:
+    """Encode *frames* (and *audio*) as H.264 + AAC into the MP4 file *tmp*."""
+    import av
+
+    h, w = frames.shape[1:3]
     rate = Fraction(fps).limit_denominator(1001)
     with av.open(str(tmp), mode="w", format="mp4") as container:
         vstream = container.add_stream("libx264", rate=rate)
@@ -362,8 +371,6 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
                     container.mux(packet)
             for packet in astream.encode():
                 container.mux(packet)
-    tmp.replace(path)
-    return path
 
 
 def generate_clip(film: Film, clip_index: int, profile: Profile, out_path: Path, *,

@@ -27,6 +27,10 @@ import numpy as np
 
 from helpers.backends import backend_name, seed_everything, training_scope
 from helpers.config import GENRES, Profile, get_profile
+from helpers.errors import VgenreError
+from helpers.fileio import atomic_path, copy_file, make_folder, write_json
+from helpers.errors import VgenreError
+from helpers.fileio import atomic_path, copy_file, make_folder, write_json
 from helpers.models import get_method
 
 
@@ -94,7 +98,7 @@ def train_model(method: str, train: tuple[dict, np.ndarray], val: tuple[dict, np
     if spec.feature == "softmax" and head_file is None:
         raise ValueError(f"{method} reads softmax features: pass the retrained head's file as head_file")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     seed_everything(seed)
     (x_tr, y_tr), (x_va, y_va) = train, val
     if spec.per_frame:
@@ -109,7 +113,7 @@ def train_model(method: str, train: tuple[dict, np.ndarray], val: tuple[dict, np
         history = _compile_and_fit(model, prof, (fit_x, fit_y), val_data, out_dir, batch_size=spec.batch_size,
                                    verbose=verbose)
     if head_file is not None:
-        shutil.copyfile(head_file, out_dir / "head.keras")
+        copy_file(head_file, out_dir / "head.keras")
     config = {"method": method, "feature": spec.feature, "profile": prof.name, "seq_len": int(x_tr["mask"].shape[1]),
               "fps": prof.sample_fps, "seed": seed, "backend": backend_name(), "epochs_run": len(history.history["loss"]),
               "train_seconds": round(time.perf_counter() - start, 2),
@@ -136,7 +140,7 @@ def train_keras_model(build: Callable[[], object], train: tuple[dict, np.ndarray
     prof = get_profile(profile)
     batch_size = batch_size or get_method("lstm_pool").batch_size
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     seed_everything(seed)
     (x_tr, y_tr), (x_va, y_va) = train, val
     start = time.perf_counter()
@@ -176,7 +180,7 @@ def reuse_model(source_dir: str | Path, method: str, out_dir: str | Path) -> Pat
     if source.get("method") != spec.same_model_as:
         raise ValueError(f"{method} reuses the model of {spec.same_model_as}, but {source_dir} holds {source.get('method')}")
     shutil.copytree(source_dir, out_dir, dirs_exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(source | {"method": method}, indent=2))
+    write_json(out_dir / "config.json", source | {"method": method})
     return out_dir
 
 
@@ -197,17 +201,21 @@ def train_late_fusion(video_dir: str | Path, audio_dir: str | Path, out_dir: str
 
 
 def save_model_dir(model, out_dir: Path, config: dict) -> Path:
-    """Write model, labels and config into *out_dir* (the Keras file via a temporary name)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".model.partial.keras"
-    model.save(tmp)
-    tmp.replace(out_dir / "model.keras")
-    (out_dir / "labels.json").write_text(json.dumps(list(GENRES)))
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2, default=str))
+    """Write model, labels and config into *out_dir*, each file atomically (:mod:`helpers.fileio`).
+
+    Raises
+    ------
+    helpers.errors.WriteError
+        When a file cannot be written (no space, read-only folder); nothing partial is left.
+    """
+    with atomic_path(out_dir / "model.keras") as tmp:
+        model.save(tmp)
+    write_json(out_dir / "labels.json", list(GENRES), indent=None)
+    write_json(out_dir / "config.json", config, default=str)
     return out_dir
 
 
-class ModelFolderError(ValueError):
+class ModelFolderError(VgenreError, ValueError):
     """A model folder that cannot be loaded; the message names the folder or file and what to do."""
 
 

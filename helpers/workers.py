@@ -8,12 +8,20 @@ workers use about N cores and leave the rest to the network in the main process.
 Workers are started with ``spawn`` (never ``fork``: the main process may already run TensorFlow,
 JAX or PyTorch threads, which a fork would copy half-way), import only the decoding modules (no
 Keras), and stay alive for the next call in the same process; :func:`close_pools` stops them.
+
+Workers die with their parent, however it ends (``kill -9`` included): each watches its parent's
+process id and exits when the parent is gone, and on Linux the kernel also kills it at once
+(``PR_SET_PDEATHSIG``) when the pool was started from the main thread (the signal follows the
+thread that started the worker, so a pool started from another thread relies on the watch alone).
+With the workers gone, multiprocessing's resource tracker ends too.
 """
 from __future__ import annotations
 
 import atexit
 import os
 import sys
+import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 
@@ -61,8 +69,36 @@ def main_is_importable() -> tuple[bool, str]:
                    f"{default_workers()} decoding processes)")
 
 
-def init_worker(threads: int) -> None:
-    """Run first in each worker: keep every native library of this process to *threads* threads.
+PARENT_POLL_SECONDS = 0.5
+"""How often a worker checks that its parent still runs."""
+
+
+def die_with_parent(parent: int, *, deathsig: bool = False) -> None:
+    """Make this process end when process *parent* ends: a daemon thread that checks every
+    :data:`PARENT_POLL_SECONDS`, and with *deathsig* on Linux the kernel's ``PR_SET_PDEATHSIG``."""
+    if deathsig and sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watch below suffices
+            pass
+    if os.getppid() != parent:  # the parent died before we got here
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="vgenre-parent-watch", daemon=True).start()
+
+
+def init_worker(threads: int, parent: int | None = None, deathsig: bool = False) -> None:
+    """Run first in each worker: end with the *parent* process (:func:`die_with_parent`), and keep
+    every native library of this process to *threads* threads.
 
     Environment variables reach the libraries this process has not loaded yet (numba, BLAS);
     threadpoolctl limits those already loaded; OpenCV and FFmpeg are told directly. Ctrl-C (and
@@ -71,6 +107,8 @@ def init_worker(threads: int) -> None:
     """
     import signal
 
+    if parent is not None:
+        die_with_parent(parent, deathsig=deathsig)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
@@ -88,20 +126,33 @@ def init_worker(threads: int) -> None:
     media.DECODER_THREADS = threads
 
 
+def worker_initargs(threads: int) -> tuple:
+    """The arguments of :func:`init_worker` for workers started from this thread of this process."""
+    return threads, os.getpid(), threading.current_thread() is threading.main_thread()
+
+
 def process_pool(workers: int, threads: int = 1) -> Executor:
     """A pool of *workers* processes of *threads* threads each, shared by the calls of this process.
 
-    A pool whose worker died (a crash in native code) is replaced by a fresh one.
+    A pool whose worker died (a crash in native code) is replaced by a fresh one. The workers end
+    with this process (:func:`die_with_parent`).
+
+    Raises
+    ------
+    helpers.errors.SettingError
+        When *workers* is below 1.
     """
     if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        from helpers.errors import SettingError
+
+        raise SettingError(f"a pool needs at least 1 worker process, got {workers}")
     key = (workers, threads)
     pool = _POOLS.get(key)
     if pool is None or getattr(pool, "_broken", False):
         import multiprocessing
 
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=init_worker, initargs=(threads,))
+                                   initializer=init_worker, initargs=worker_initargs(threads))
         _POOLS[key] = pool
     return pool
 

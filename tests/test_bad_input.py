@@ -250,9 +250,11 @@ def test_folder_scan_follows_links_once_and_lists_every_skipped_file(tmp_path, d
     assert len(checked) == 6  # a.mp4, b.webm.bin, h.mp4, notes.txt, sound.m4a, mystery.dat
     why = {Path(r["path"]).name: r["status"] for r in checked}
     assert why["sound.m4a"] == "skipped: audio-only file (no video stream)"
-    assert why["notes.txt"].startswith("skipped: not a video") and why["mystery.dat"].startswith("skipped: not a video")
+    assert why["notes.txt"].startswith("skipped: not a video")
+    assert why["mystery.dat"].startswith("bad: not a readable media file")  # unusable, as when given alone
     proc = vgenre("validate", tmp_path)
-    assert "6 files checked, 3 ok, 0 bad, 3 skipped" in proc.stderr and "sound.m4a" in proc.stdout
+    assert "6 files checked, 3 ok, 1 bad, 2 skipped" in proc.stderr and "sound.m4a" in proc.stdout
+    assert proc.returncode == 1
 
 
 # -- 5. cache sharing ----------------------------------------------------------------------------

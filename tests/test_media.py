@@ -50,7 +50,7 @@ def bad_files(tmp_path, clips) -> dict[str, tuple[Path, str, str]]:
     (tmp_path / "notes.mp4").write_text("not a video at all")
     return {
         "missing": (tmp_path / "missing.mp4", "video", "file not found"),
-        "folder": (tmp_path / "folder.mp4", "video", "is a folder, not a media file"),
+        "folder": (tmp_path / "folder.mp4", "video", "is a folder named like a .mp4 file, not a media file"),
         "empty": (tmp_path / "empty.mp4", "video", "file is empty (0 bytes)"),
         "text": (tmp_path / "notes.mp4", "any", "not a readable media file (InvalidDataError: "),
         "audio only": (clips["audio_only"], "video", "has no video stream"),

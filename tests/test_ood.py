@@ -94,8 +94,8 @@ def models(tmp_path_factory):
     prof = get_profile("smoke", frame_size=(64, 80))
     backbone = load_backbone(prof, verbose=False)
     clips = {f"{g}{i}": _render(root / f"{g}{i}.mp4", g, i, prof) for g in GENRES for i in (0, 1)}
-    feats = [clip_features(p, backbone, prof, thumbs=False) for p in clips.values()]
-    train = ClipSet([f["pool"] for f in feats], [f["audio"] for f in feats], [None] * len(feats),
+    feats = [clip_features(p, backbone, prof) for p in clips.values()]
+    train = ClipSet([f["pool"] for f in feats], [f["audio"] for f in feats], [f["thumbs"] for f in feats],
                     np.ones(len(feats), bool), np.repeat(np.arange(6), 2), [{"group": name} for name in clips])
     with_ood = shutil.copytree(old, root / "with_ood")
     reference_from_clips(train, "late_fusion", prof.seq_len, data="twelve test clips").save(with_ood)
@@ -107,7 +107,7 @@ def test_training_like_clip_is_familiar_grey_silence_is_not(models):
     from helpers.evaluate import Predictor, prediction_json
 
     predictor = Predictor(models["new"])
-    assert predictor.ood is not None and set(predictor.ood.spaces) == {"video", "audio"}
+    assert predictor.ood is not None and set(predictor.ood.spaces) == {"video", "picture", "audio"}
     like, grey = predictor.predict_file(models["train_clip"]), predictor.predict_file(models["grey"])
     assert like.familiar and like.ood_score <= 1 and "do not trust" not in like.ood_note
     assert not grey.familiar and grey.ood_score > 1 and "do not trust this label" in grey.ood_note
@@ -115,7 +115,7 @@ def test_training_like_clip_is_familiar_grey_silence_is_not(models):
     assert like.trained_on == "twelve test clips" and "randomly initialised" in like.backbone_weights
     row = json.loads(prediction_json(grey))
     assert row["familiar"] is False and row["ood_score"] == grey.ood_score
-    assert set(row["ood_parts"]) == {"video", "audio"}
+    assert set(row["ood_parts"]) == {"video", "picture", "audio"}
 
 
 def test_model_folder_without_ood_file_still_predicts(models):
@@ -139,3 +139,62 @@ def test_cli_prints_the_score_and_what_the_model_was_trained_on(models):
     scores = [line.strip() for line in out.stdout.splitlines() if line.strip().startswith("out-of-distribution score")]
     assert len(scores) == 2 and "do not trust" not in scores[0] and "do not trust this label" in scores[1]
     assert out.stdout.count("model trained on twelve test clips; backbone: a randomly initialised InceptionV3") == 2
+
+
+def _photo_pan(path, prof, *, sound: bool):
+    """Real footage made offline: a slow camera pan, with sensor noise, over a photograph shipped with
+    Matplotlib (Grace Hopper's portrait); with a training film's soundtrack, or silent."""
+    import cv2
+    import matplotlib.pyplot as plt
+    from matplotlib import cbook
+
+    from helpers.synth import make_film, render_audio, write_video
+
+    n, (h, w) = int(prof.clip_seconds * prof.source_fps), prof.frame_size
+    photo = cv2.resize(plt.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), (2 * w, 2 * h))
+    pan = np.stack([photo[h // 2:h // 2 + h, x:x + w] for x in np.linspace(0, w, n).astype(int)])
+    pan = np.clip(pan + np.random.default_rng(0).normal(0, 3, pan.shape), 0, 255).astype(np.uint8)
+    audio = render_audio(make_film("Romance", 0), 0, prof, []) if sound else None
+    return write_video(path, pan, prof.source_fps, audio, prof.audio_rate)
+
+
+def test_real_footage_is_unfamiliar_with_or_without_sound(models, tmp_path):
+    """The picture statistics catch a real picture that the backbone's features place among the
+    synthetic clips; the sound (a training film's) cannot give it away, and without sound the
+    picture parts alone answer."""
+    from helpers.evaluate import Predictor
+
+    predictor = Predictor(models["new"])
+    prof = get_profile("smoke", frame_size=(64, 80))
+    with_sound = predictor.predict_file(_photo_pan(tmp_path / "photo.mp4", prof, sound=True))
+    silent = predictor.predict_file(_photo_pan(tmp_path / "photo_silent.mp4", prof, sound=False))
+    assert set(with_sound.ood_parts) == {"video", "picture", "audio"} and set(silent.ood_parts) == {"video", "picture"}
+    for p in (with_sound, silent):
+        assert not p.familiar and p.ood_parts["picture"] > 1 and "do not trust this label" in p.ood_note
+
+
+def test_picture_statistics_are_measured_in_their_training_spread():
+    from helpers.ood import PICTURE_SCALE_FLOOR, PICTURE_STATISTICS, picture_statistics
+
+    rng = np.random.default_rng(3)
+    thumbs = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    stats = picture_statistics(thumbs)
+    assert stats.shape == (5, len(PICTURE_STATISTICS)) and stats.min() >= 0 and stats.max() <= 1
+    flat = np.tile(np.linspace(0, 1, 40)[:, None], (1, len(PICTURE_STATISTICS)))
+    ref = fit_reference({"picture": flat}, np.arange(40) // 2)
+    assert np.all(ref.scale["picture"] >= PICTURE_SCALE_FLOOR)
+    assert np.allclose(ref.scale["picture"], flat.std(0))
+
+
+def test_synthetic_test_clips_stay_familiar(smoke_ctx):
+    """At least 95% of the smoke set's test clips (films the model never saw) score familiar with all
+    three parts of the score."""
+    from helpers.ood import clip_scores, reference_from_clips
+    from helpers.pipeline import ensure_features
+
+    clips = ensure_features(smoke_ctx, progress=False)
+    seq_len = smoke_ctx.profile.seq_len
+    reference = reference_from_clips(clips.split("train"), "late_fusion", seq_len)
+    assert set(reference.spaces) == {"video", "picture", "audio"}
+    scores = clip_scores(reference, clips.split("test"), seq_len)
+    assert np.mean(scores <= 1) >= 0.95, np.round(scores, 2)
