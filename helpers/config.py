@@ -15,13 +15,15 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from helpers.errors import VgenreError
+
 GENRES: tuple[str, ...] = ("Action", "Animation", "Horror", "Romance", "Sports", "ScienceFiction")
 """The paper's six genres, in the order of every label vector in this package."""
 
 PROFILE_NAMES: tuple[str, ...] = ("smoke", "default", "full")
 
 
-class ConfigError(ValueError):
+class ConfigError(VgenreError, ValueError):
     """A profile name or a configuration value that is not allowed."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.config import Profile, get_profile
+from helpers.errors import VgenreError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ RANDOM_SEED = 1234
 """The seed of the random backbone used when no pretrained weights can be had."""
 
 
-class WeightsError(RuntimeError):
+class WeightsError(VgenreError, RuntimeError):
     """Pretrained weights are required (profile ``full``) but cannot be found or downloaded."""
 
 
