@@ -84,7 +84,9 @@ def test_damaged_middle_packet_is_skipped(damaged, name, kind):
     assert decode_audio(damaged["good"], 16000).skipped_packets == 0
 
 
-def test_cut_tail_gives_one_message_in_validate_features_and_predict(damaged, tiny_model, tmp_path):
+def test_cut_tail_gives_one_message_in_validate_and_features_and_a_warning_in_predict(damaged, tiny_model, tmp_path):
+    """Training data keep the 90% rule (validate, features: one message); predict labels what decodes
+    and gives the share in a warning."""
     with pytest.raises(MediaError) as err:
         decode_video(damaged["cut"], [(4.0, None)])
     message = str(err.value)
@@ -95,11 +97,26 @@ def test_cut_tail_gives_one_message_in_validate_features_and_predict(damaged, ti
     features = vgenre("features", "--profile", "smoke", "--manifest", manifest)
     assert features.returncode == 1 and f"bad: {message}" in features.stderr
     predict = vgenre("predict", damaged["cut"], damaged["first_audio"], "--model", tiny_model, "--json")
-    assert predict.returncode == 1 and f"error: {message}" in predict.stderr
-    assert "Traceback" not in validate.stderr + features.stderr + predict.stderr
-    (kept,) = [json.loads(line) for line in predict.stdout.splitlines()]  # the damaged first packet is kept
-    assert kept["path"] == str(damaged["first_audio"]) and kept["has_audio"]
-    assert kept["duration"] == pytest.approx(4.0, abs=0.05)
+    assert predict.returncode == 0 and "Traceback" not in validate.stderr + features.stderr + predict.stderr
+    cut, kept = [json.loads(line) for line in predict.stdout.splitlines()]  # the damaged first packet is kept
+    assert cut["genre"] in GENRES and 0 < cut["decoded_share"] < 0.9
+    assert cut["warning"].startswith(f"only {cut['decoded_share']:.0%} of the video decodes")
+    assert f"warning: {damaged['cut']}: only " in predict.stderr
+    assert kept["path"] == str(damaged["first_audio"]) and kept["has_audio"] and not kept["warning"]
+    assert kept["duration"] == pytest.approx(4.0, abs=0.05) and kept["decoded_share"] == 1.0
+
+
+def test_an_audio_only_file_is_predicted_by_the_audio_branch(damaged, tiny_model, tmp_path):
+    import imageio_ffmpeg
+
+    from helpers.evaluate import Predictor
+
+    sound = tmp_path / "sound only.m4a"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(damaged["good"]), "-vn",
+                    "-c:a", "copy", str(sound)], check=True)
+    p = Predictor(tiny_model).predict_file(sound)
+    assert p.genre in GENRES and p.has_audio and "audio branch alone" in p.note
+    assert set(p.ood_parts) <= {"audio"} and p.duration == pytest.approx(4.0, abs=0.1)
 
 
 def test_undecodable_audio_falls_back_to_the_video_branch(damaged, tiny_model, tmp_path):
