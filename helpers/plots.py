@@ -31,7 +31,8 @@ def plot_confusion(cm: np.ndarray, title: str = "confusion matrix", *, ax=None):
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 5))
-    ConfusionMatrixDisplay(cm, display_labels=[g[:7] for g in GENRES]).plot(ax=ax, colorbar=False, xticks_rotation=45)
+    ConfusionMatrixDisplay(cm, display_labels=list(GENRES)).plot(ax=ax, colorbar=False, xticks_rotation=45)
+    plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")  # whole names, ending under their column
     ax.set_title(title)
     return ax.figure
 
@@ -77,7 +78,7 @@ def plot_timeline(windows: list[dict], title: str = "", *, ax=None):
         _, ax = plt.subplots(figsize=(10, 1.4))
     for k, w in enumerate(windows):
         ax.barh(k % 2, w["end"] - w["start"], left=w["start"], color=colours[w["genre"]], edgecolor="k")
-        ax.text((w["start"] + w["end"]) / 2, k % 2, w["genre"][:7], ha="center", va="center", fontsize=8)
+        ax.text((w["start"] + w["end"]) / 2, k % 2, w["genre"], ha="center", va="center", fontsize=8)
     ax.set(xlabel="time (s)", yticks=[], title=title)
     return ax.figure
 

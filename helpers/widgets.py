@@ -4,9 +4,15 @@ They work with ipywidgets 7 (Colab) and 8 (JupyterLab 4).
 
 They need a live Jupyter kernel to react; under papermill they render once and do nothing more,
 so every notebook also computes the same numbers without them.
+
+Each one also leaves what it showed first in the notebook: a picture (``image/png``) and a
+sentence (``text/plain``) beside the live widget, so a notebook read without a kernel (GitHub,
+nbviewer, a text viewer) shows the frames, the spectrogram or the upload's state instead of
+``HBox(children=(VBox(...``. JupyterLab keeps showing the live widget.
 """
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 from typing import Callable
@@ -22,6 +28,66 @@ def _png(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
     return buf.getvalue()
+
+
+@functools.cache
+def _box_with_picture(kind: str):
+    """``ipywidgets.VBox`` or ``HBox`` that adds to its display what ``self.static()`` returns:
+    ``{"image/png": bytes, "text/plain": str}`` of its present state."""
+    import ipywidgets as widgets
+
+    base = getattr(widgets, kind)
+
+    class Box(base):
+        static: Callable[[], dict] | None = None
+
+        def _repr_mimebundle_(self, **kwargs):
+            parent = getattr(super(), "_repr_mimebundle_", None)
+            data = dict(parent(**kwargs) if parent else {
+                "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0,
+                                                             "model_id": self.model_id}})
+            return {**data, **(self.static() if self.static else {})}
+
+        if hasattr(base, "_ipython_display_"):  # ipywidgets 7 displays itself: go through the bundle instead
+            def _ipython_display_(self, **kwargs):
+                raise NotImplementedError
+
+    Box.__name__ = Box.__qualname__ = f"{kind}WithPicture"
+    return Box
+
+
+def _box(kind: str, children, static: Callable[[], dict], **kwargs):
+    box = _box_with_picture(kind)(children, **kwargs)
+    box.static = static
+    return box
+
+
+def _sheet(rows: list[tuple[str, np.ndarray]], *, most: int = 12) -> bytes:
+    """A contact sheet (PNG): one row of frames per ``(label, frames)``, at most *most* per row,
+    spread evenly over the row's frames."""
+    import matplotlib.pyplot as plt
+
+    cols = min(most, max(len(f) for _, f in rows))
+    h, w = rows[0][1].shape[1:3]
+    fig, axes = plt.subplots(len(rows), cols, squeeze=False,
+                             figsize=(1.3 * cols * w / max(h, w) + 0.9, 1.3 * len(rows) * h / max(h, w) + 0.2))
+    for (label, frames), row in zip(rows, axes):
+        picks = np.unique(np.linspace(0, len(frames) - 1, min(cols, len(frames))).round().astype(int))
+        for ax, k in zip(row, range(cols)):
+            ax.axis("off")
+            if k < len(picks):
+                ax.imshow(frames[picks[k]])
+        row[0].text(-0.08, 0.5, label, transform=row[0].transAxes, ha="right", va="center", fontsize=9)
+    fig.subplots_adjust(left=0.9 / fig.get_figwidth(), right=0.99, top=0.98, bottom=0.02, wspace=0.04, hspace=0.08)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _frames_note(frames: np.ndarray, fps: float, most: int = 12) -> str:
+    shown = "all shown" if len(frames) <= most else f"{most} shown, evenly spaced"
+    return f"{len(frames)} frames at {fps:g} fps over {len(frames) / fps:g} s, {shown}"
 
 
 SLIDER_WIDTH = "270px"
@@ -50,8 +116,12 @@ def flipbook(frames: np.ndarray, fps: float = 4.0, *, description: str = ""):
     widgets.jslink((play, "value"), (slider, "value"))
     slider.observe(lambda change: setattr(image, "value", pngs[change["new"]]), names="value")
     controls = widgets.HBox([play, slider], layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-    return widgets.VBox([widgets.Label(description), controls, image],
-                        layout=widgets.Layout(flex="0 0 auto", margin="0 8px 8px 0"))
+    box = _box("VBox", [widgets.Label(description), controls, image],
+               lambda: {"image/png": _sheet([(description, frames)]),
+                        "text/plain": f"flipbook: {_frames_note(frames, fps)}"},
+               layout=widgets.Layout(flex="0 0 auto", margin="0 8px 8px 0"))
+    box.frames, box.fps = frames, fps
+    return box
 
 
 def fps_flipbooks(clip_frames: dict[float, np.ndarray]):
@@ -59,8 +129,12 @@ def fps_flipbooks(clip_frames: dict[float, np.ndarray]):
     as the page is wide, then on the next line."""
     import ipywidgets as widgets
 
-    return widgets.HBox([flipbook(f, fps, description=f"{fps:g} fps") for fps, f in clip_frames.items()],
-                        layout=widgets.Layout(flex_flow="row wrap"))
+    books = [flipbook(f, fps, description=f"{fps:g} fps") for fps, f in clip_frames.items()]
+    return _box("HBox", books,
+                lambda: {"image/png": _sheet([(f"{b.fps:g} fps", b.frames) for b in books]),
+                         "text/plain": "flipbooks of one clip, one row per rate: "
+                                       + "; ".join(_frames_note(b.frames, b.fps) for b in books)},
+                layout=widgets.Layout(flex_flow="row wrap"))
 
 
 def genre_quiz(clips: list[tuple[np.ndarray, str]], fps: float = 4.0):
@@ -90,10 +164,18 @@ def genre_quiz(clips: list[tuple[np.ndarray, str]], fps: float = 4.0):
         show()
         score.value += f"   (last clip was {truth})"
 
+    def static() -> dict:
+        if state["i"] >= len(clips):
+            return {"text/plain": f"genre quiz over: {score.value}"}
+        frames = clips[state["i"]][0]
+        return {"image/png": _sheet([(f"clip {state['i'] + 1}", frames)]),
+                "text/plain": f"genre quiz, clip {state['i'] + 1} of {len(clips)}, {_frames_note(frames, fps)}: "
+                              f"which of {', '.join(GENRES)}? {score.value}"}
+
     for b in buttons:
         b.on_click(answer)
     show()
-    return widgets.VBox([widgets.HBox(buttons), score, out])
+    return _box("VBox", [widgets.HBox(buttons), score, out], static)
 
 
 def spectrogram_explorer(y: np.ndarray, sr: int):
@@ -133,7 +215,11 @@ def spectrogram_explorer(y: np.ndarray, sr: int):
         w.observe(redraw, names="value")
     player = widgets.HTML(Audio(y, rate=sr)._repr_html_())
     row = widgets.HBox(list(sliders.values()), layout=widgets.Layout(flex_flow="row wrap"))
-    return widgets.VBox([row, image, player])
+    return _box("VBox", [row, image, player],
+                lambda: {"image/png": bytes(image.value),
+                         "text/plain": "spectrogram explorer: log-mel spectrogram with "
+                                       + ", ".join(f"{w.description}={w.value}" for w in sliders.values())
+                                       + f" ({len(y) / sr:g} s at {sr} Hz)"})
 
 
 def uploaded_files(value) -> list[tuple[str, bytes]]:
@@ -164,4 +250,4 @@ def video_upload(folder: Path, on_saved: Callable[[Path], None]):
             on_saved(target)
 
     picker.observe(save, names="value")
-    return widgets.VBox([picker, status])
+    return _box("VBox", [picker, status], lambda: {"text/plain": f"video upload (a file picker): {status.value}"})

@@ -45,6 +45,46 @@ def test_outputs_carry_no_start_up_noise_and_one_weights_notice(summary, smoke_r
         assert "ipykernel_" not in text, nb["notebook"]
 
 
+def _outputs(path: Path):
+    """(kind, text, mime types) of every output of an executed notebook: streams and displays."""
+    for c in json.loads(path.read_text())["cells"]:
+        for o in c.get("outputs", []) if c["cell_type"] == "code" else []:
+            data = o.get("data", {})
+            yield o["output_type"], "".join(o.get("text", "")) or "".join(data.get("text/plain", "")), set(data)
+
+
+def test_outputs_read_cleanly_outside_jupyterlab(summary, smoke_run):
+    """What an executed notebook shows in a text viewer, on GitHub or nbviewer: no TensorFlow runtime
+    log lines (``E0000 ... oneDNN supports DT_BOOL``), no progress bar frozen at 0% of its total (the
+    saved text is the bar's last state), a picture beside every widget instead of ``HBox(children=``,
+    numbers printed once and readably, and named layers in every model summary."""
+    import re
+
+    runtime_log = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]", re.M)  # absl's format
+    frozen_bar = re.compile(r"\b0%\|[^|]*\| 0/[1-9]")
+    widget_text = re.compile(r"^\s*[HV]Box\(children=")
+    long_float = re.compile(r"\d\.\d{9,}")  # a float printed with repr(), e.g. 2.0042709195422503e-05
+    twice = re.compile(r"(?:ahead of|behind) .* by (-?\d\.\d+).*\(difference \1")
+    auto_layer = re.compile(r"\b(?:normalization|dropout|dense|lstm|gru|concatenate|flatten|reshape|conv[13]d|"
+                            r"max_pooling3d|global_average_pooling[13]d|rescaling|zero_padded)_\d+\b")
+    for nb in summary["notebooks"]:
+        name = nb["notebook"]
+        for kind, text, mimes in _outputs(smoke_run / name):
+            assert not runtime_log.search(text), (name, runtime_log.search(text).group())
+            assert not frozen_bar.search(text), (name, text[:200])
+            assert not (widget_text.match(text) and "image/png" not in mimes), (name, text[:120])
+            if kind == "stream":
+                assert not long_float.search(text), (name, long_float.search(text).group())
+                assert not twice.search(text), (name, text[:300])
+            if "Param #" in text:  # a model.summary()
+                assert not auto_layer.search(text), (name, auto_layer.search(text).group())
+    shown = {name: [t for k, t, m in _outputs(smoke_run / name) if "image/png" in m and k != "stream"]
+             for name in ("02_frame_rate_experiments.ipynb", "03_mel_spectrograms.ipynb")}
+    assert any("flipbooks of one clip" in t for t in shown["02_frame_rate_experiments.ipynb"])
+    assert any(t.startswith("genre quiz") for t in shown["02_frame_rate_experiments.ipynb"])
+    assert any(t.startswith("spectrogram explorer") for t in shown["03_mel_spectrograms.ipynb"])
+
+
 def test_setup_reports_environment_and_backend(metrics, summary):
     from helpers.backends import describe
 

@@ -55,3 +55,26 @@ def test_video_upload_saves_and_confirms_in_the_notebook(tmp_path):
         observer({"new": change, "name": "value", "owner": picker, "type": "change"})
     assert seen == [tmp_path / "uploads" / "clip.mp4"] and seen[0].read_bytes() == b"abc"
     assert "saved" in status.value and "clip.mp4" in status.value
+
+
+def test_every_widget_leaves_a_picture_and_a_sentence_for_readers_without_a_kernel():
+    """Displayed, each widget also carries what it shows as image/png (frames, spectrogram) and a
+    sentence as text/plain, so GitHub or nbviewer show that instead of ``HBox(children=...``; the
+    widget view stays in the bundle for JupyterLab."""
+    import tempfile
+
+    from IPython.core.formatters import DisplayFormatter
+
+    frames = _frames(16)
+    y = np.sin(np.linspace(0, 2000, 16000)).astype(np.float32)
+    boxes = {"flipbooks": w.fps_flipbooks({1.0: frames[:4], 4.0: frames}), "quiz": w.genre_quiz([(frames, "Action")]),
+             "explorer": w.spectrogram_explorer(y, 16000),
+             "upload": w.video_upload(tempfile.mkdtemp(), lambda path: None)}
+    for name, box in boxes.items():
+        data = DisplayFormatter().format(box)[0]
+        assert "application/vnd.jupyter.widget-view+json" in data, name
+        assert "children=" not in data["text/plain"], (name, data["text/plain"])
+        if name != "upload":
+            assert data["image/png"].startswith(b"\x89PNG"), name
+    assert "4 frames at 1 fps" in DisplayFormatter().format(boxes["flipbooks"])[0]["text/plain"]
+    assert "no file chosen" in DisplayFormatter().format(boxes["upload"])[0]["text/plain"]
