@@ -24,6 +24,7 @@ Files get the mode the umask gives new files (``0o666 & ~umask``), as ``open`` w
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import shutil
@@ -131,7 +132,8 @@ def _remove(tmp: Path) -> None:
 def atomic_path(path: str | Path, *, needed: int | None = None, mkdir: bool = True) -> Iterator[Path]:
     """A temporary path to write *path* to; renamed over *path* when the block ends without error.
 
-    On any exception the temporary file is removed and the exception propagates; an ``OSError``
+    Temporary files of earlier writers of *path* that were killed (their process is gone) are
+    removed first. On any exception the temporary file is removed and the exception propagates; an ``OSError``
     becomes a :class:`WriteError` naming *path* and the reason. *needed* (bytes) is what the file
     will take, for the message of a full disk (by default: what was written before it filled).
     The folder is created first (*mkdir*).
@@ -146,6 +148,7 @@ def atomic_path(path: str | Path, *, needed: int | None = None, mkdir: bool = Tr
     try:
         if mkdir:
             make_folder(path.parent)
+        remove_stale_temps(path.parent, glob.escape(f".{path.name}.") + "*.partial*")  # of killed writers
         yield tmp
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
