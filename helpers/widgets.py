@@ -87,7 +87,7 @@ def _sheet(rows: list[tuple[str, np.ndarray]], *, most: int = 12) -> bytes:
 
 def _frames_note(frames: np.ndarray, fps: float, most: int = 12) -> str:
     shown = "all shown" if len(frames) <= most else f"{most} shown, evenly spaced"
-    return f"{len(frames)} frames at {fps:g} fps over {len(frames) / fps:g} s, {shown}"
+    return f"{len(frames)} frames at {fps:g} fps over {len(frames) / fps:.3g} s, {shown}"
 
 
 SLIDER_WIDTH = "270px"
@@ -219,7 +219,7 @@ def spectrogram_explorer(y: np.ndarray, sr: int):
                 lambda: {"image/png": bytes(image.value),
                          "text/plain": "spectrogram explorer: log-mel spectrogram with "
                                        + ", ".join(f"{w.description}={w.value}" for w in sliders.values())
-                                       + f" ({len(y) / sr:g} s at {sr} Hz)"})
+                                       + f" ({len(y) / sr:.1f} s at {sr} Hz)"})
 
 
 def uploaded_files(value) -> list[tuple[str, bytes]]:
