@@ -187,8 +187,9 @@ def test_picture_statistics_are_measured_in_their_training_spread():
 
 
 def test_synthetic_test_clips_stay_familiar(smoke_ctx):
-    """At least 95% of the smoke set's test clips (films the model never saw) score familiar with all
-    three parts of the score."""
+    """At least 95% of the smoke set's clips of films the model never saw (test and validation: 24,
+    so one may pass the line) score familiar with all three parts of the score. (On the default set:
+    117 of its 120 test clips, data/README.md.)"""
     from helpers.ood import clip_scores, reference_from_clips
     from helpers.pipeline import ensure_features
 
@@ -196,5 +197,6 @@ def test_synthetic_test_clips_stay_familiar(smoke_ctx):
     seq_len = smoke_ctx.profile.seq_len
     reference = reference_from_clips(clips.split("train"), "late_fusion", seq_len)
     assert set(reference.spaces) == {"video", "picture", "audio"}
-    scores = clip_scores(reference, clips.split("test"), seq_len)
-    assert np.mean(scores <= 1) >= 0.95, np.round(scores, 2)
+    unseen = clips.subset(np.array([m.get("split") in ("test", "val") for m in clips.meta]))
+    scores = clip_scores(reference, unseen, seq_len)
+    assert len(unseen) >= 20 and np.mean(scores <= 1) >= 0.95, np.round(scores, 2)
