@@ -13,18 +13,6 @@ from helpers.errors import SettingError, VgenreError
 
 KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
 """Values Keras 3 accepts in ``KERAS_BACKEND``."""
-from helpers.errors import SettingError, VgenreError
-
-KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
-"""Values Keras 3 accepts in ``KERAS_BACKEND``."""
-from helpers.errors import SettingError, VgenreError
-
-KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
-"""Values Keras 3 accepts in ``KERAS_BACKEND``."""
-from helpers.errors import SettingError, VgenreError
-
-KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
-"""Values Keras 3 accepts in ``KERAS_BACKEND``."""
 
 
 def _quiet_tensorflow() -> None:
@@ -157,8 +145,6 @@ def cmd_predict(args) -> int:
             failures += 1
             print(f"error: {exc}", file=sys.stderr)
             continue
-        if p.warning:
-            print(f"warning: {p.path}: {p.warning}", file=sys.stderr)
         if p.warning:
             print(f"warning: {p.path}: {p.warning}", file=sys.stderr)
         print(prediction_json(p) if args.json else format_prediction(p), flush=True)
@@ -418,15 +404,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``vgenre``."""
-    for stream in (sys.stdout, sys.stderr):  # file names are printed as the file system has them (any bytes)
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="surrogateescape")
-    for stream in (sys.stdout, sys.stderr):  # file names are printed as the file system has them (any bytes)
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="surrogateescape")
-    for stream in (sys.stdout, sys.stderr):  # file names are printed as the file system has them (any bytes)
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="surrogateescape")
     for stream in (sys.stdout, sys.stderr):  # file names are printed as the file system has them (any bytes)
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")

@@ -44,14 +44,10 @@ from helpers.audio import StreamingLogMel, frame_audio_features, step_means
 from helpers.config import GENRES, ConfigError, Profile, data_dir, get_profile
 from helpers.errors import SettingError, WriteError
 from helpers.fileio import remove_stale_temps, save_npz, write_error
-from helpers.errors import SettingError, WriteError
-from helpers.fileio import remove_stale_temps, save_npz, write_error
-from helpers.errors import SettingError, WriteError
-from helpers.fileio import remove_stale_temps, save_npz, write_error
 from helpers.frames import decode_video, make_sequences
 from helpers.manifest import clip_path
 from helpers.media import MediaError, media_duration
-from helpers.workers import default_workers, init_worker, main_is_importable, process_pool, worker_initargs, worker_initargs
+from helpers.workers import default_workers, init_worker, main_is_importable, process_pool, worker_initargs
 
 FEATURE_VERSION = 3  # bump whenever decoding or resizing changes the features
 THUMB_SIZE = 32

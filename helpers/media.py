@@ -74,9 +74,10 @@ class MediaError(VgenreError, ValueError):
     def __init__(self, path: str | Path, reason: str):
         super().__init__(path, reason)
         self.path, self.reason = Path(path), reason
+        self._shown = str(path)  # as given: an address keeps its "//", which a Path folds
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        return f"{self._shown}: {self.reason}"
 
 
 def _describe(exc: Exception) -> str:

@@ -29,8 +29,6 @@ from helpers.backends import backend_name, seed_everything, training_scope
 from helpers.config import GENRES, Profile, get_profile
 from helpers.errors import VgenreError
 from helpers.fileio import atomic_path, copy_file, make_folder, write_json
-from helpers.errors import VgenreError
-from helpers.fileio import atomic_path, copy_file, make_folder, write_json
 from helpers.models import get_method
 
 

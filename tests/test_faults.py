@@ -303,6 +303,10 @@ def test_url_gets_download_it_first(tmp_path):
         open_media("https://example.com/clip.mp4")
     with pytest.raises(MediaError, match="download it first"):
         open_media(Path("http://example.com/clip.mp4"))  # a Path folds the //
+    with pytest.raises(MediaError) as err:
+        open_media("http://example.com/clip.mp4")
+    assert str(err.value) == ("http://example.com/clip.mp4: is an address, not a file; download it first and give "
+                              "the file's name")
 
 
 def test_setting_errors_sit_under_the_one_root():
