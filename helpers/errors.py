@@ -48,6 +48,9 @@ class WriteError(VgenreError, OSError):
     def __str__(self) -> str:
         return f"cannot write {self.path}: {self.reason}"
 
+    def __reduce__(self):  # whole across processes (a worker that writes)
+        return type(self), (self.path, self.reason, self.errno)
+
     @property
     def disk_full(self) -> bool:
         """Whether the file system is full (a batch stops: the next file would fail too)."""

@@ -77,6 +77,13 @@ def test_atomic_write_leaves_nothing_on_any_error_and_names_a_full_disk(tmp_path
     assert not target.exists() and not leftovers(tmp_path)
 
 
+def test_a_write_error_crosses_processes_whole():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(WriteError(Path("a/b.npz"), "no space left on device at a", errno.ENOSPC)))
+    assert str(err) == "cannot write a/b.npz: no space left on device at a" and err.disk_full
+
+
 def test_files_get_the_umask_mode(tmp_path):
     from helpers.fileio import write_json
     from helpers.manifest import write_manifest
