@@ -311,24 +311,6 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
         there, the message says how many clips were written; nothing partial is left.
     helpers.errors.SettingError
         When *workers* is negative.
-    A clip listed twice (the same file) is extracted once, with a warning.
-
-    Raises
-    ------
-    helpers.errors.WriteError
-        When a feature file cannot be written (no space left, read-only cache): the batch stops
-        there, the message says how many clips were written; nothing partial is left.
-    helpers.errors.SettingError
-        When *workers* is negative.
-    A clip listed twice (the same file) is extracted once, with a warning.
-
-    Raises
-    ------
-    helpers.errors.WriteError
-        When a feature file cannot be written (no space left, read-only cache): the batch stops
-        there, the message says how many clips were written; nothing partial is left.
-    helpers.errors.SettingError
-        When *workers* is negative.
 
     Several processes can share one cache: each clip is locked while it is extracted
     (:func:`claim_clip`), a clip locked by another running process is left to it (``locked``), and
