@@ -327,7 +327,7 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
     for line, row in enumerate(rows, start=2):
         path = clip_path(row)
         if str(path) in listed:
-            warnings.warn(f"{path}: listed twice in the manifest (rows {listed[str(path)]} and {line}); "
+            warnings.warn(f"{path}: listed twice in the manifest (lines {listed[str(path)]} and {line}); "
                           "extracted once", stacklevel=2)
             continue
         listed[str(path)] = line
