@@ -389,7 +389,8 @@ def results_table(reference: dict) -> str:
                      f"| {PAPER_TABLE_I.get(x, '')} |")
     lines += ["", *other_results(reference), *seed_lines(reference)]
     setup = reference["metrics"].get("00_setup", {})
-    lines += ["", f"Profile `{reference.get('profile')}`, backend {reference.get('backend')} "
+    lines += ["", f"Profile `{reference.get('profile')}`, seeds {_seeds(reference.get('seeds'))}, "
+              f"backend {reference.get('backend')} "
               f"(Keras {reference.get('keras')}), backbone weights: {setup.get('weights_source', 'not recorded')}, "
               f"{m.get('n_test_clips', '?')} test clips, {reference.get('machine', 'machine not recorded')}, "
               f"{reference.get('date', 'undated')}."]

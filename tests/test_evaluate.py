@@ -48,7 +48,11 @@ def test_accuracy_interval_matches_the_binomial_spread():
     assert est.value == 0.75 and est.n == 120 and est.low < 0.75 < est.high
     assert abs((est.high - est.low) / 2 - half) < 0.02
     assert str(est) == f"0.750 [{est.low:.3f}, {est.high:.3f}]"
-    assert accuracy_interval(np.ones(24)) == type(est)(1.0, 1.0, 1.0, 24)  # saturated: nothing to resample
+    saturated = accuracy_interval(np.ones(24))  # 24 of 24: the Wilson interval, not a point
+    assert saturated.value == saturated.high == 1.0 and 0.8 < saturated.low < 0.9
+    from scipy.stats import binomtest  # the same as scipy's own Wilson interval
+    wilson = binomtest(90, 120).proportion_ci(method="wilson")
+    assert (est.low, est.high) == pytest.approx((wilson.low, wilson.high))
     seeds = np.stack([correct, correct[::-1], correct])  # [seeds, clips]: a clip scores its share of seeds
     assert abs(accuracy_interval(seeds).value - 0.75) < 1e-12 and accuracy_interval(seeds).n == 120
 
