@@ -50,6 +50,11 @@ def parse_seeds(seeds: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
     return values
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line, ``UserWarning: message`` (Python's default adds the file and source line)."""
+    return f"{category.__name__}: {message}\n"
+
+
 def _write_json(path: Path, data: dict) -> None:
     """Write *data* to *path* atomically (a temporary file beside it, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,9 +178,12 @@ def start_run(notebook: str = "interactive", *, profile: str | Profile = "defaul
         which lessons hold; README, section Reproducibility); empty: the profile's
     verbose : print :meth:`RunContext.describe`
     """
+    import warnings
+
     from helpers.backends import quiet_start
 
     quiet_start()
+    warnings.formatwarning = _one_line_warning  # a notebook shows the warning, not the source line behind it
     prof = get_profile(profile)
     if seeds:
         prof = replace(prof, seeds=parse_seeds(seeds))

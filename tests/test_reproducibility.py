@@ -87,3 +87,14 @@ def test_a_broken_tensorflow_does_not_stop_training_on_another_backend(tmp_path,
     assert backends.tensorboard_available() is False
     names = [type(c).__name__ for c in training_callbacks(tmp_path, patience=2)]
     assert "CSVLogger" in names and "EarlyStopping" in names and "TensorBoard" not in names
+
+
+def test_a_notebook_shows_a_warning_in_one_line(tmp_path):
+    import warnings
+
+    from helpers.context import start_run
+
+    start_run("x", profile="smoke", run_dir=tmp_path, verbose=False)
+    text = warnings.formatwarning("GroupedSplit: 2 groups for 3 sides", UserWarning, "/x/curate.py", 363,
+                                  'warnings.warn("GroupedSplit: ...")')
+    assert text == "UserWarning: GroupedSplit: 2 groups for 3 sides\n"
