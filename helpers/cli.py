@@ -266,9 +266,6 @@ def check_settings(args) -> None:
     seed = getattr(args, "seed", None)
     if seed is not None and not 0 <= seed < 2 ** 32:
         raise SettingError(f"--seed must be between 0 and {2 ** 32 - 1}, got {seed}")
-    difficulty = getattr(args, "difficulty", None)
-    if difficulty is not None and not 0.0 <= difficulty <= 1.0:
-        raise SettingError(f"--difficulty is a share of clips, between 0 and 1, got {difficulty}")
     timeout = getattr(args, "cell_timeout", None)
     if timeout is not None and timeout <= 0:
         raise SettingError(f"--cell-timeout is seconds per cell and must be above 0, got {timeout}")

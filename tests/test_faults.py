@@ -258,7 +258,7 @@ BAD_SETTINGS = [
     (["bench", "--workers", "-2"], {}, "--workers must be 0 or more"),
     (["synth", "--out", "{tmp}/s", "--workers", "-1"], {}, "--workers must be 0 or more"),
     (["synth", "--out", "{tmp}/s", "--seed", "-5"], {}, "--seed must be between 0 and"),
-    (["synth", "--out", "{tmp}/s", "--difficulty", "1.5"], {}, "--difficulty is a share of clips"),
+    (["synth", "--out", "{tmp}/s", "--difficulty", "1.5"], {}, "difficulty must be in [0, 1), got 1.5"),
     (["synth", "--out", "{file}"], {}, "a file, not a folder"),
     (["synth", "--out", "{tmp}/s", "--profile", "huge"], {}, "argument --profile: invalid choice"),
     (["synth", "--out", "{tmp}/s", "--seed", "x"], {}, "argument --seed: invalid int value"),
