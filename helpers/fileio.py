@@ -70,6 +70,11 @@ def _free_bytes(folder: Path) -> int | None:
         return None
 
 
+def _size(n: int) -> str:
+    """Bytes in MB, or in kB below a tenth of a MB (so a small file is not "about 0.0 MB")."""
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 or n == 0 else f"{n / 1e3:.1f} kB"
+
+
 def write_error(exc: OSError, path: str | Path, *, needed: int | None = None) -> WriteError:
     """The :class:`WriteError` for *exc* raised while writing *path*: the path and the reason in
     words (for a full disk: the folder, the space free and about the space *needed*, in bytes)."""
@@ -79,12 +84,12 @@ def write_error(exc: OSError, path: str | Path, *, needed: int | None = None) ->
         free = _free_bytes(path.parent)
         what = "no space left on device" if code == errno.ENOSPC else "disk quota exceeded"
         room = f"{free / 1e6:.1f} MB free" if free is not None else "free space unknown"
-        need = f", about {needed / 1e6:.1f} MB needed" if needed else ""
+        need = f", about {_size(needed)} needed" if needed else ""
         reason = f"{what} at {path.parent}: {room}{need}"
     elif code == errno.EFBIG:
         reason = "file too large (the file system's or the process's file size limit)"
         if needed:
-            reason += f"; about {needed / 1e6:.1f} MB needed"
+            reason += f"; about {_size(needed)} needed"
     elif code == errno.EROFS:
         reason = f"read-only file system at {path.parent}"
     elif code in (errno.EACCES, errno.EPERM):
