@@ -56,11 +56,10 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    """Write *data* to *path* atomically (a temporary file beside it, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
+    """Write *data* to *path* atomically (:mod:`helpers.fileio`: nothing partial left on a failure)."""
+    from helpers.fileio import write_json
+
+    write_json(path, data, indent=2, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -149,10 +148,12 @@ class RunContext:
 
     def save_fig(self, fig, name: str, *, dpi: int = 90) -> Path:
         """Save *fig* as ``<name>.png`` in the run's ``figures/`` (and in :attr:`figures_dir` when set)."""
+        from helpers.fileio import atomic_path
+
         targets = [self.run_dir / "figures"] + ([self.figures_dir] if self.figures_dir else [])
         for folder in targets:
-            folder.mkdir(parents=True, exist_ok=True)
-            fig.savefig(folder / f"{name}.png", dpi=dpi, bbox_inches="tight")
+            with atomic_path(folder / f"{name}.png") as tmp:
+                fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
         return targets[0] / f"{name}.png"
 
     def describe(self) -> str:

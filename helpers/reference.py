@@ -37,6 +37,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers.errors import VgenreError
+from helpers.fileio import write_text
+
 CONTEXT_METRICS = frozenset({"backend", "backend_version", "keras_version", "n_cpus", "n_gpus"})
 """Metrics that say what the run ran on: always shown, never compared (nor is any metric whose name
 ends in ``_seconds``: a time measured on the machine, which another machine or load changes)."""
@@ -54,7 +57,7 @@ def is_context(name: str) -> bool:
     return name in CONTEXT_METRICS or name.endswith("_seconds")
 
 
-class ReferenceError(ValueError):
+class ReferenceError(VgenreError, ValueError):
     """A run folder, summary or reference that cannot be read; the message names the file."""
 
 
@@ -100,10 +103,7 @@ def _read_json(path: Path, what: str) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")  # atomic, nothing left on a failure
 
 
 def cpu_model() -> str:
@@ -529,5 +529,5 @@ def write_readme_table(reference: str | Path, readme: str | Path) -> bool:
     table = results_table(load_reference(reference))
     new = pattern.sub(lambda _: f"{RESULTS_START}\n{table}\n{RESULTS_END}", text)
     if new != text:
-        readme.write_text(new)
+        write_text(readme, new)
     return new != text

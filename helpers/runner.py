@@ -180,6 +180,6 @@ def _write_summary(path: Path, prof, results: list[NotebookResult], folder: Path
             "framework_version": backend["framework_version"], "devices": backend["devices"],
             "parameters": parameters,
             "notebooks": sorted(entries.values(), key=lambda n: order.get(n["notebook"], len(order)))}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    from helpers.fileio import write_json
+
+    write_json(path, data)
