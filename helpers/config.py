@@ -143,7 +143,7 @@ PROFILES: dict[str, Profile] = {
         hop_length=512, n_mels=64, n_mfcc=20, input_size=128, batch_size=64, head_steps=400,
         head_checkpoint_every=100, head_batch=128, require_pretrained=False, lstm_units=128,
         dense_units=64, dropout=0.3, epochs=60, patience=10, learning_rate=1e-3, seeds=(0, 1, 2),
-        fps_grid=(1.0, 2.0, 4.0, 6.0, 8.0), seq_len_grid=(5, 10, 20, 40), cell_timeout_s=1800,
+        fps_grid=(1.0, 2.0, 4.0, 6.0, 8.0), seq_len_grid=(5, 10, 20, 40), cell_timeout_s=5400,
         holdout=(0.1, 1 / 3), difficulty=0.15,
     ),
     "full": Profile(
