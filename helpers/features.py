@@ -43,7 +43,7 @@ import numpy as np
 from helpers.audio import StreamingLogMel, frame_audio_features, step_means
 from helpers.config import GENRES, ConfigError, Profile, data_dir, get_profile
 from helpers.errors import SettingError, WriteError
-from helpers.fileio import remove_stale_temps, save_npz, write_error
+from helpers.fileio import pid_alive, remove_stale_temps, save_npz, write_error
 from helpers.frames import decode_video, make_sequences
 from helpers.manifest import clip_path
 from helpers.media import MediaError, media_duration
@@ -121,17 +121,6 @@ def save_atomic(path: Path, **arrays) -> None:
     save_npz(path, **arrays)
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process *pid* runs on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
 def _lock_owner(lock: Path) -> tuple[str, int] | None:
     """``(host, pid)`` written in a lock file, or None when it cannot be read."""
     try:
@@ -160,7 +149,7 @@ def claim_clip(feature_file: Path) -> bool:
         except FileExistsError:
             owner = _lock_owner(lock)
             here = socket.gethostname()
-            if owner and (owner[0] != here or (owner[1] != os.getpid() and _pid_alive(owner[1]))):
+            if owner and (owner[0] != here or (owner[1] != os.getpid() and pid_alive(owner[1]))):
                 return False
             lock.unlink(missing_ok=True)  # stale (or half-written: its writer died between open and write)
             continue

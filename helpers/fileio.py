@@ -215,7 +215,8 @@ def copy_file(source: str | Path, path: str | Path) -> Path:
     return Path(path)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process *pid* runs on this machine (a lock's or a temporary file's owner)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -232,7 +233,7 @@ def remove_stale_temps(folder: str | Path, pattern: str = ".*.partial*") -> list
     for tmp in Path(folder).glob(pattern):
         parts = tmp.name.split(".")
         pid = next((parts[i - 1] for i, p in enumerate(parts) if p == "partial" and i), "")
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             _remove(tmp)
             removed.append(tmp)
     return removed
