@@ -23,7 +23,12 @@ except ImportError:  # no ipywidgets: tqdm.auto is the text bar
 
 if _notebook_tqdm is not None and issubclass(_auto_tqdm, _notebook_tqdm):
     class _Bar(_auto_tqdm):
-        """tqdm's notebook bar, displayed with a display id and displayed again (final) on close."""
+        """tqdm's notebook bar, displayed under a display id and displayed again (final) on close.
+
+        The bundle is written by hand (the widget's view and the bar's text): ipywidgets 7 (Colab)
+        displays a widget through ``_ipython_display_``, which drops the display id, so
+        ``display(widget, display_id=True)`` could not be updated there.
+        """
 
         def __init__(self, *args, **kwargs):
             kwargs["display"] = False
@@ -32,13 +37,21 @@ if _notebook_tqdm is not None and issubclass(_auto_tqdm, _notebook_tqdm):
             if not self.disable:
                 from IPython.display import display
 
-                self._handle = display(self.container, display_id=True)
+                self._handle = display(self._bundle(), raw=True, display_id=True)
                 self.displayed = True
+
+        def _bundle(self) -> dict:
+            data = {"text/plain": str(self)}
+            model_id = getattr(self.container, "model_id", None)
+            if model_id:
+                data["application/vnd.jupyter.widget-view+json"] = {
+                    "version_major": 2, "version_minor": 0, "model_id": model_id}
+            return data
 
         def close(self):
             super().close()
             if self._handle is not None:
-                self._handle.update(self.container)  # the saved text/plain: the bar as it ended
+                self._handle.update(self._bundle(), raw=True)  # the saved text/plain: the bar as it ended
                 self._handle = None
 else:
     _Bar = _auto_tqdm
