@@ -39,7 +39,7 @@ TORCH_TESTS := $(wildcard tests/test_models.py tests/test_masking.py tests/test_
                           tests/test_cross_backend.py)
 COLAB_TESTS := $(wildcard tests/test_notebooks.py tests/test_widgets.py)
 
-.PHONY: run test smoke lab test-jax test-torch test-colab test-kaggle test-latest test-browser wheel \
+.PHONY: saved run test smoke lab test-jax test-torch test-colab test-kaggle test-latest test-browser wheel \
 	hosted-constraints clean-runs
 
 # A virtual environment: python, an up-to-date pip. The hosted sets and the newest releases have
@@ -107,6 +107,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -q
+
+# The notebooks' `# @save` cells copied into helpers/course/ (one module per notebook), the code the helpers run (one source:
+# tests/test_saved_cells.py fails when the two differ). Run it after editing a saved cell.
+saved: $(STAMP)
+	$(VENV)/bin/vgenre save-cells
 
 smoke: $(STAMP)
 	KERAS_BACKEND=tensorflow $(VENV)/bin/vgenre run --profile smoke

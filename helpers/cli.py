@@ -217,6 +217,19 @@ def cmd_readme_table(args) -> int:
     return 0
 
 
+def cmd_save_cells(args) -> int:
+    from helpers.cells import course_dir, read_course, render_course, saved_cells, write_course
+
+    out = args.out or course_dir()
+    n = len(saved_cells(args.notebooks))
+    if read_course(out) == render_course(args.notebooks):
+        print(f"{out}: already the {n} saved cells of {args.notebooks}/")
+        return 0
+    write_course(args.notebooks, out)
+    print(f"{out}: rewritten from the {n} saved cells of {args.notebooks}/")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from helpers.bench import run_bench
 
@@ -389,6 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reference", type=Path, help="reference file, e.g. references/default.json")
     p.add_argument("--readme", type=Path, default=Path("README.md"), help="the README to rewrite (default: README.md)")
     p.set_defaults(func=cmd_readme_table)
+
+    p = sub.add_parser("save-cells", help="copy the notebooks' `# @save` cells into helpers/course/ (the code "
+                                          "the helpers run)")
+    p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="the notebook folder (default: notebooks)")
+    p.add_argument("--out", type=Path, default=None, help="folder to write (default: helpers/course)")
+    p.set_defaults(func=cmd_save_cells)
 
     p = sub.add_parser("bench", help="measure speed as ratios within one run; last line is key=value pairs")
     profile_arg(p, "smoke")

@@ -1,7 +1,8 @@
 """The paper's LSTM over frame features, the baselines of its Table I, audio-visual fusion.
 
-Every builder is a short function that returns a compiled-ready ``keras.Model``. :data:`METHODS`
-is the one registry of the series' methods: for each, how it is built, which inputs it takes, which
+The builders themselves (``lstm_model``, ``early_fusion_model``, ..., and ``compile_and_fit``) are
+written in notebook 05 and copied into :mod:`helpers.course.lstm_training` (one source, :mod:`helpers.cells`).
+:data:`METHODS` is the one registry of the series' methods: for each, how it is built, which inputs it takes, which
 feature it reads, whether it trains per frame or per clip, its batch size and what it combines.
 Training, prediction, the pipeline and notebook 05 all read it. Sequence models
 take a dict of inputs: ``video`` ``[T, D]`` (pool or softmax features), ``audio`` ``[T, n_mels]``,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -22,28 +24,8 @@ from helpers.config import GENRES, Profile
 N_CLASSES = len(GENRES)
 
 
-def _keras():
-    import keras
-    from keras import layers
-
-    return keras, layers
-
-
-def _inputs(seq_len: int, n_features: int, name: str):
-    keras, _ = _keras()
-    return keras.Input((seq_len, n_features), name=name), keras.Input((seq_len,), dtype="bool", name="mask")
-
-
-def _head(x, dense_units: int, dropout: float, name: str):
-    _, layers = _keras()
-    x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = layers.Dense(dense_units, activation="relu", name="hidden")(x)
-    x = layers.Dropout(dropout, name="hidden_dropout")(x)
-    return layers.Dense(N_CLASSES, activation="softmax", name=name)(x)
-
-
-def _zero_padding(x, mask):
-    """Multiply padded steps by zero (for layers that do not take a mask)."""
+def zero_padded(x, mask):
+    """*x* with the features of padded steps (``mask`` False) set to zero, for layers that take no mask."""
     return custom_layers()["ZeroPadded"](name="zero_padding")(x, mask)
 
 
@@ -69,82 +51,34 @@ def custom_layers() -> dict:
     return {"ZeroPadded": ZeroPadded}
 
 
-def build_lstm_classifier(seq_len: int, n_features: int, *, units: int = 2048, dense_units: int = 512,
-                          dropout: float = 0.5, mean=None, variance=None, input_name: str = "video"):
-    """The paper's wide LSTM: ``[T, D]`` features -> LSTM(units) -> Dense -> softmax over six genres.
-
-    Padded steps are skipped through the mask (Keras' LSTM carries the last real state forward).
-    """
-    keras, layers = _keras()
-    feats, mask = _inputs(seq_len, n_features, input_name)
-    x = layers.Normalization(mean=mean, variance=variance, name="standardise")(feats) if mean is not None else feats
-    x = layers.LSTM(units, name="lstm")(x, mask=mask)
-    return keras.Model({input_name: feats, "mask": mask}, _head(x, dense_units, dropout, "genre"),
-                       name=f"lstm_{input_name}")
+BUILDERS: tuple[str, ...] = ("classifier", "standardise", "lstm_model", "frame_model", "mlp_model", "conv3d_model",
+                             "early_fusion_model", "late_fusion_model", "compile_and_fit")
+"""The functions that make and train the series' models. They are written in notebook 05's ``# @save``
+cells and copied into :mod:`helpers.course.lstm_training` (:mod:`helpers.cells`); a notebook may pass its own."""
 
 
-def build_frame_classifier(n_features: int, *, dense_units: int = 512, dropout: float = 0.5,
-                           mean=None, variance=None):
-    """Table I's single-frame ConvNet: a classifier of one frame's features (no time)."""
-    keras, layers = _keras()
-    feats = keras.Input((n_features,), name="frame")
-    x = layers.Normalization(mean=mean, variance=variance, name="standardise")(feats) if mean is not None else feats
-    return keras.Model(feats, _head(x, dense_units, dropout, "genre"), name="single_frame")
+def builders(overrides: dict | None = None) -> SimpleNamespace:
+    """The builders the series trains with: :mod:`helpers.course.lstm_training`'s, or a notebook's own in their place
+    (*overrides*: name -> function, e.g. the definitions of notebook 05 after a student changed one)."""
+    from helpers.course import lstm_training as course
+
+    unknown = set(overrides or ()) - set(BUILDERS)
+    if unknown:
+        raise ValueError(f"unknown builder(s) {', '.join(sorted(unknown))}; the builders are {', '.join(BUILDERS)}")
+    return SimpleNamespace(**({name: getattr(course, name) for name in BUILDERS} | dict(overrides or {})))
 
 
-def build_mlp_classifier(seq_len: int, n_features: int, *, dense_units: int = 512, dropout: float = 0.5,
-                         mean=None, variance=None):
-    """An MLP over the whole flattened sequence (the peer repository's ``mlp``)."""
-    keras, layers = _keras()
-    feats, mask = _inputs(seq_len, n_features, "video")
-    x = layers.Normalization(mean=mean, variance=variance, name="standardise")(feats) if mean is not None else feats
-    x = layers.Flatten(name="flatten_steps")(_zero_padding(x, mask))
-    x = layers.Dense(dense_units, activation="relu", name="over_steps")(x)
-    return keras.Model({"video": feats, "mask": mask}, _head(x, dense_units, dropout, "genre"), name="mlp")
+def builder_key(method: str, ns: SimpleNamespace | None = None) -> str:
+    """A short hash of the source of the builders *method* is made with (its parts' too): the model
+    folder records it, and a folder made with other code is trained again."""
+    from helpers.cells import source_key
 
-
-def build_conv3d_classifier(seq_len: int, thumb_size: int = 32, *, dense_units: int = 64, dropout: float = 0.3):
-    """A small 3D CNN on 32x32 thumbnails of the sampled frames (Table I's 3D ConvNet, cheap)."""
-    keras, layers = _keras()
-    thumbs = keras.Input((seq_len, thumb_size, thumb_size, 3), name="thumbs")
-    mask = keras.Input((seq_len,), dtype="bool", name="mask")
-    x = _zero_padding(layers.Rescaling(1 / 127.5, offset=-1.0, name="to_minus1_1")(thumbs), mask)  # padded: 0, not -1
-    for k, filters in enumerate((16, 32), start=1):
-        x = layers.Conv3D(filters, 3, padding="same", activation="relu", name=f"conv{k}")(x)
-        x = layers.MaxPooling3D((1, 2, 2), name=f"pool{k}")(x)
-    x = layers.Conv3D(32, 3, padding="same", activation="relu", name="conv3")(x)
-    x = layers.GlobalAveragePooling3D(name="clip_mean")(x)
-    return keras.Model({"thumbs": thumbs, "mask": mask}, _head(x, dense_units, dropout, "genre"), name="conv3d")
-
-
-def build_early_fusion(seq_len: int, n_video: int, n_audio: int, *, units: int = 2048, dense_units: int = 512,
-                       dropout: float = 0.5, video_stats=(None, None), audio_stats=(None, None)):
-    """Early fusion: per-step video and audio features concatenated, then the LSTM."""
-    keras, layers = _keras()
-    video, mask = _inputs(seq_len, n_video, "video")
-    audio = keras.Input((seq_len, n_audio), name="audio")
-    v = (layers.Normalization(mean=video_stats[0], variance=video_stats[1], name="standardise_video")(video)
-         if video_stats[0] is not None else video)
-    a = (layers.Normalization(mean=audio_stats[0], variance=audio_stats[1], name="standardise_audio")(audio)
-         if audio_stats[0] is not None else audio)
-    x = layers.Concatenate(name="video_and_audio")([v, a])
-    x = layers.LSTM(units, name="lstm")(x, mask=mask)
-    return keras.Model({"video": video, "audio": audio, "mask": mask}, _head(x, dense_units, dropout, "genre"),
-                       name="early_fusion")
-
-
-def build_late_fusion(video_model, audio_model):
-    """Late fusion: the two trained branches' genre probabilities averaged (no new weights)."""
-    keras, layers = _keras()
-    seq_len, n_video = video_model.input["video"].shape[1:]
-    n_audio = audio_model.input["audio"].shape[2]
-    video = keras.Input((seq_len, n_video), name="video")
-    audio = keras.Input((seq_len, n_audio), name="audio")
-    mask = keras.Input((seq_len,), dtype="bool", name="mask")
-    pv = video_model({"video": video, "mask": mask})
-    pa = audio_model({"audio": audio, "mask": mask})
-    return keras.Model({"video": video, "audio": audio, "mask": mask}, layers.Average(name="genre")([pv, pa]),
-                       name="late_fusion")
+    ns = ns or builders()
+    spec = get_method(method)
+    if spec.same_model_as:
+        return builder_key(spec.same_model_as, ns)
+    parts = "".join(builder_key(p, ns) for p in spec.parts)
+    return source_key([getattr(ns, name) for name in spec.builders]) + (f"-{source_key([parts])}" if parts else "")
 
 
 def standardisation_stats(x: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +101,9 @@ class Method:
     per_frame : trains on single frames; a clip's answer comes from its frames (see *frame_pooling*)
     frame_pooling : for per-frame methods, ``middle`` (one frame) or ``mean`` (average over frames)
     batch_size : training batch size
-    build : ``build(profile, train_inputs) -> keras.Model``; None for methods made from others
+    build : ``build(profile, train_inputs, builders) -> keras.Model`` (*builders*: :func:`builders`); None for
+        methods made from others
+    builders : the names of the :data:`BUILDERS` it is made and trained with (its cache key reads their source)
     same_model_as : a per-frame method that reuses another's trained model (``frame_average``)
     parts : the trained methods a combination averages (``late_fusion``)
     table_row : the row of the paper's Table I it stands for, or what it adds
@@ -179,61 +115,64 @@ class Method:
     per_frame: bool = False
     frame_pooling: str = ""
     batch_size: int = 32
-    build: Callable[[Profile, dict], object] | None = None
+    build: Callable[[Profile, dict, SimpleNamespace], object] | None = None
+    builders: tuple[str, ...] = ()
     same_model_as: str = ""
     parts: tuple[str, ...] = ()
     table_row: str = ""
 
 
-def _stats(x: dict, name: str) -> dict:
-    mean, variance = standardisation_stats(x[name], x["mask"])
-    return {"mean": mean, "variance": variance}
+def _stats(x: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
+    return standardisation_stats(x[name], x["mask"])
 
 
-def _build_frame(prof: Profile, x: dict):
-    return build_frame_classifier(x["video"].shape[-1], dense_units=prof.dense_units, dropout=prof.dropout,
-                                  **_stats(x, "video"))
+def _build_frame(prof: Profile, x: dict, b: SimpleNamespace):
+    return b.frame_model(x["video"].shape[-1], dense_units=prof.dense_units, dropout=prof.dropout,
+                         stats=_stats(x, "video"))
 
 
-def _build_mlp(prof: Profile, x: dict):
+def _build_mlp(prof: Profile, x: dict, b: SimpleNamespace):
     T, D = x["video"].shape[1:]
-    return build_mlp_classifier(T, D, dense_units=prof.dense_units, dropout=prof.dropout, **_stats(x, "video"))
+    return b.mlp_model(T, D, dense_units=prof.dense_units, dropout=prof.dropout, stats=_stats(x, "video"))
 
 
-def _build_conv3d(prof: Profile, x: dict):
-    return build_conv3d_classifier(x["thumbs"].shape[1], x["thumbs"].shape[2], dropout=prof.dropout)
+def _build_conv3d(prof: Profile, x: dict, b: SimpleNamespace):
+    return b.conv3d_model(x["thumbs"].shape[1], x["thumbs"].shape[2], dropout=prof.dropout)
 
 
 def _build_lstm(name: str):
-    def build(prof: Profile, x: dict):
+    def build(prof: Profile, x: dict, b: SimpleNamespace):
         T, D = x[name].shape[1:]
-        return build_lstm_classifier(T, D, units=prof.lstm_units, dense_units=prof.dense_units, dropout=prof.dropout,
-                                     input_name=name, **_stats(x, name))
+        return b.lstm_model(T, D, units=prof.lstm_units, dense_units=prof.dense_units, dropout=prof.dropout,
+                            name=name, stats=_stats(x, name))
     return build
 
 
-def _build_early_fusion(prof: Profile, x: dict):
+def _build_early_fusion(prof: Profile, x: dict, b: SimpleNamespace):
     T, D = x["video"].shape[1:]
-    video, audio = _stats(x, "video"), _stats(x, "audio")
-    return build_early_fusion(T, D, x["audio"].shape[-1], units=prof.lstm_units, dense_units=prof.dense_units,
-                              dropout=prof.dropout, video_stats=(video["mean"], video["variance"]),
-                              audio_stats=(audio["mean"], audio["variance"]))
+    return b.early_fusion_model(T, D, x["audio"].shape[-1], units=prof.lstm_units, dense_units=prof.dense_units,
+                                dropout=prof.dropout, stats=(_stats(x, "video"), _stats(x, "audio")))
 
 
+_FIT = ("classifier", "standardise", "compile_and_fit")
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("single_frame", ("video",), per_frame=True, frame_pooling="middle", batch_size=256, build=_build_frame,
-           table_row="ConvNet (one frame)"),
+           builders=("frame_model", *_FIT), table_row="ConvNet (one frame)"),
     Method("frame_average", ("video",), per_frame=True, frame_pooling="mean", batch_size=256,
            same_model_as="single_frame", table_row="frame predictions averaged over the clip"),
-    Method("mlp", ("video", "mask"), build=_build_mlp, table_row="time-distributed MLP over the sequence"),
-    Method("conv3d", ("thumbs", "mask"), build=_build_conv3d, table_row="3D ConvNet (small, on thumbnails)"),
+    Method("mlp", ("video", "mask"), build=_build_mlp, builders=("mlp_model", *_FIT),
+           table_row="time-distributed MLP over the sequence"),
+    Method("conv3d", ("thumbs", "mask"), build=_build_conv3d, builders=("conv3d_model", "classifier", "compile_and_fit"),
+           table_row="3D ConvNet (small, on thumbnails)"),
     Method("lstm_softmax", ("video", "mask"), feature="softmax", build=_build_lstm("video"),
-           table_row="CNN-RNN on the retrained head's softmax"),
-    Method("lstm_pool", ("video", "mask"), build=_build_lstm("video"), table_row="CNN-RNN on pool features"),
-    Method("audio_only", ("audio", "mask"), build=_build_lstm("audio"), table_row="beyond Table I: sound alone"),
+           builders=("lstm_model", *_FIT), table_row="CNN-RNN on the retrained head's softmax"),
+    Method("lstm_pool", ("video", "mask"), build=_build_lstm("video"), builders=("lstm_model", *_FIT),
+           table_row="CNN-RNN on pool features"),
+    Method("audio_only", ("audio", "mask"), build=_build_lstm("audio"), builders=("lstm_model", *_FIT),
+           table_row="beyond Table I: sound alone"),
     Method("early_fusion", ("video", "audio", "mask"), build=_build_early_fusion,
-           table_row="beyond Table I: video and sound into one LSTM"),
-    Method("late_fusion", ("video", "audio", "mask"), parts=("lstm_pool", "audio_only"),
+           builders=("early_fusion_model", *_FIT), table_row="beyond Table I: video and sound into one LSTM"),
+    Method("late_fusion", ("video", "audio", "mask"), parts=("lstm_pool", "audio_only"), builders=("late_fusion_model",),
            table_row="beyond Table I: the two LSTMs' probabilities averaged"),
 )}
 """The registry of methods, in the order of the paper's Table I, then the audio-visual ones."""

@@ -148,21 +148,25 @@ def method_dir(ctx: RunContext, method: str, seed: int) -> Path:
     return ctx.models_dir / f"{method}_seed{seed}"
 
 
-def ensure_models(ctx: RunContext, clips: ClipSet, methods, seeds, *, head=None,
+def ensure_models(ctx: RunContext, clips: ClipSet, methods, seeds, *, head=None, builders: dict | None = None,
                   progress: bool = True) -> dict[tuple[str, int], Path]:
     """Train every (method, seed) whose model folder is missing or out of date; return all their folders.
 
-    A folder is up to date when it was trained on features with the run's settings and with the
-    run's training settings. How each method is made comes from the registry: trained itself,
-    sharing another method's model, or combining other methods' models.
+    A folder is up to date when it was trained on features with the run's settings, with the run's
+    training settings and with builders of the same source (:func:`helpers.models.builder_key`).
+    *builders* (name -> function, see :data:`helpers.models.BUILDERS`) replace the course's: notebook
+    05 passes its own definitions, so a builder a student changed there is what trains. How each
+    method is made comes from the registry: trained itself, sharing another method's model, or
+    combining other methods' models.
     """
     from helpers.features import sequence_inputs
-    from helpers.models import get_method
+    from helpers.models import builder_key, builders as make_builders, get_method
     from helpers.ood import OOD_FILE
     from helpers.progress import progress_bar
     from helpers.train import reuse_model, train_late_fusion, train_model
 
-    wanted = {"features": feature_settings_of(ctx), "training": ctx.profile.settings(TRAIN_FIELDS)}
+    ns = make_builders(builders)
+    settings = {"features": feature_settings_of(ctx), "training": ctx.profile.settings(TRAIN_FIELDS)}
     inputs: dict[tuple[str, str], tuple] = {}
 
     def data(split: str, feature: str):
@@ -177,16 +181,17 @@ def ensure_models(ctx: RunContext, clips: ClipSet, methods, seeds, *, head=None,
     bar, trained = progress_bar(jobs, desc="models", unit="model", disable=not progress), 0
     for done, (method, seed) in enumerate(bar, start=1):
         spec, target = get_method(method), method_dir(ctx, method, seed)
+        wanted = settings | {"builder": builder_key(method, ns)}
         if not ((target / "model.keras").exists() and _config_matches(target / "config.json", wanted)):
             trained += 1
             bar.set_description_str(f"models ({trained} trained)")
             (target / OOD_FILE).unlink(missing_ok=True)  # described the model trained before
             if spec.same_model_as:
-                source = ensure_models(ctx, clips, [spec.same_model_as], [seed], progress=False)
+                source = ensure_models(ctx, clips, [spec.same_model_as], [seed], builders=builders, progress=False)
                 reuse_model(source[spec.same_model_as, seed], method, target)
             elif spec.parts:
-                parts = ensure_models(ctx, clips, spec.parts, [seed], head=head, progress=False)
-                train_late_fusion(*(parts[p, seed] for p in spec.parts), target)
+                parts = ensure_models(ctx, clips, spec.parts, [seed], head=head, builders=builders, progress=False)
+                train_late_fusion(*(parts[p, seed] for p in spec.parts), target, builders=ns, extra_config=wanted)
             else:
                 head_file = None
                 if spec.feature == "softmax":
@@ -194,12 +199,31 @@ def ensure_models(ctx: RunContext, clips: ClipSet, methods, seeds, *, head=None,
                         raise ValueError(f"{method} reads softmax features: pass head=ensure_head(ctx, clips)")
                     head_file = head_dir(ctx) / "head.keras"
                 train_model(method, data("train", spec.feature), data("val", spec.feature), target,
-                            profile=ctx.profile, seed=seed, head_file=head_file, extra_config=wanted)
+                            profile=ctx.profile, seed=seed, head_file=head_file, extra_config=wanted, builders=ns)
         ensure_ood(ctx, clips, target)
         out[method, seed] = target
         if done == len(jobs):  # the bar's last line says what happened
             bar.set_description_str(_trained_and_loaded(trained, len(jobs) - trained), refresh=False)
     return out
+
+
+def keep_trained(ctx: RunContext, clips: ClipSet, method: str, seed: int, model, history, *,
+                 builders: dict | None = None, seconds: float | None = None) -> Path:
+    """Keep a model a notebook cell built and trained as the run's *method* with *seed* (its folder
+    :func:`method_dir`, where its fit wrote its records): later :func:`ensure_models` calls with the
+    same *builders* use it instead of training it again."""
+    from helpers.models import builder_key, builders as make_builders
+    from helpers.ood import OOD_FILE
+    from helpers.train import save_trained
+
+    target = method_dir(ctx, method, seed)
+    (target / OOD_FILE).unlink(missing_ok=True)
+    wanted = {"features": feature_settings_of(ctx), "training": ctx.profile.settings(TRAIN_FIELDS),
+              "builder": builder_key(method, make_builders(builders))}
+    save_trained(model, history, method, target, profile=ctx.profile, seed=seed, seq_len=ctx.profile.seq_len,
+                 seconds=seconds, extra_config=wanted)
+    ensure_ood(ctx, clips, target)
+    return target
 
 
 def _trained_and_loaded(trained: int, loaded: int) -> str:

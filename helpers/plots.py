@@ -37,23 +37,65 @@ def plot_confusion(cm: np.ndarray, title: str = "confusion matrix", *, ax=None):
     return ax.figure
 
 
-def plot_history(log_csv: str | Path, title: str = "", *, ax=None):
-    """Training and validation loss and accuracy per epoch from a CSVLogger file."""
+def plot_history(log: str | Path | dict, title: str = "", *, ax=None):
+    """Training and validation loss and accuracy per epoch: from a CSVLogger file or a dict of lists
+    (``history.history``)."""
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    log = pd.read_csv(log_csv)
+    log = pd.read_csv(log) if isinstance(log, (str, Path)) else pd.DataFrame(log)
+    epochs = np.arange(1, len(log) + 1)
     if ax is None:
         _, ax = plt.subplots(1, 2, figsize=(10, 3.2))
     for k in ("loss", "val_loss"):
-        ax[0].plot(log["epoch"] + 1, log[k], label=k)
+        ax[0].plot(epochs, log[k], label=k)
     for k in ("accuracy", "val_accuracy"):
-        ax[1].plot(log["epoch"] + 1, log[k], label=k)
+        ax[1].plot(epochs, log[k], label=k)
     ax[0].set(xlabel="epoch", title=f"{title} loss")
     ax[1].set(xlabel="epoch", title=f"{title} accuracy", ylim=(0, 1.02))
     for a in ax:
         a.legend()
     return ax[0].figure
+
+
+def live_curves(title: str = "", *, every: int = 1):
+    """A Keras callback that draws the loss and accuracy curves while a model trains, in one picture
+    that it redraws after every *every* epochs (in a notebook; elsewhere it does nothing). The saved
+    notebook keeps the last drawing: the whole run."""
+    import keras
+
+    class LiveCurves(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.log, self.handle = {}, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            for k, v in (logs or {}).items():
+                self.log.setdefault(k, []).append(float(v))
+            if (epoch + 1) % every == 0:
+                self._draw()
+
+        def on_train_end(self, logs=None):
+            self._draw()
+
+        def _draw(self):
+            import matplotlib.pyplot as plt
+
+            try:
+                from IPython import get_ipython
+                from IPython.display import display
+            except ImportError:
+                return
+            if get_ipython() is None or not self.log.get("val_loss"):
+                return
+            fig = plot_history(self.log, title)
+            fig.tight_layout()
+            if self.handle is None:
+                self.handle = display(fig, display_id=True)
+            else:
+                self.handle.update(fig)
+            plt.close(fig)
+
+    return LiveCurves()
 
 
 def plot_reliability(rel: dict, title: str = "reliability", *, ax=None):

@@ -37,25 +37,27 @@ def model_inputs(method: str, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
     return {k: inputs[k] for k in get_method(method).inputs}
 
 
-def training_callbacks(out_dir: Path, *, monitor: str | None = "val_loss", patience: int = 0) -> list:
-    """Keras callbacks that keep a model folder's records: early stopping and the best weights
-    (when *monitor* is set), a CSV log always, TensorBoard logs where TensorFlow can write them."""
+def training_callbacks(out_dir: Path, *, monitor: str | None = "val_loss") -> list:
+    """Keras callbacks that keep a model folder's records: the best weights (when *monitor* is set),
+    a CSV log always, TensorBoard logs where TensorFlow can write them. (Early stopping is part of the
+    method: notebook 05's ``compile_and_fit``.)"""
     import keras
 
     from helpers.backends import tensorboard_available
 
     callbacks = []
     if monitor:
-        callbacks += [keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
-                      keras.callbacks.ModelCheckpoint(str(out_dir / "best.weights.h5"), monitor=monitor,
-                                                      save_best_only=True, save_weights_only=True)]
+        callbacks.append(keras.callbacks.ModelCheckpoint(str(out_dir / "best.weights.h5"), monitor=monitor,
+                                                         save_best_only=True, save_weights_only=True))
     callbacks.append(keras.callbacks.CSVLogger(str(out_dir / "log.csv")))
     if tensorboard_available():
         callbacks.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False))
     return callbacks
 
 
-def _class_weights(y: np.ndarray) -> dict[int, float] | None:
+def class_weights(y: np.ndarray) -> dict[int, float] | None:
+    """Weights that make each genre count alike in the loss (scikit-learn's "balanced"); None when the
+    genres are equally frequent."""
     from sklearn.utils.class_weight import compute_class_weight
 
     present = np.unique(y)
@@ -65,14 +67,16 @@ def _class_weights(y: np.ndarray) -> dict[int, float] | None:
     return dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=y).tolist()))
 
 
-def build_model(method: str, prof: Profile, train_inputs: dict[str, np.ndarray]):
-    """Build the untrained Keras model of *method* (the registry's builder), sized from the profile and
-    the training inputs."""
+def build_model(method: str, prof: Profile, train_inputs: dict[str, np.ndarray], builders=None):
+    """Build the untrained Keras model of *method* with the course's builders (or *builders*, a namespace
+    from :func:`helpers.models.builders`), sized from the profile and the training inputs."""
+    from helpers.models import builders as course_builders
+
     spec = get_method(method)
     if spec.build is None:
         raise ValueError(f"{method} is made from other trained models ({spec.same_model_as or ', '.join(spec.parts)}), "
                          "not built and trained itself")
-    return spec.build(prof, train_inputs)
+    return spec.build(prof, train_inputs, builders or course_builders())
 
 
 def frames_of(inputs: dict[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,16 +87,21 @@ def frames_of(inputs: dict[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray,
 
 def train_model(method: str, train: tuple[dict, np.ndarray], val: tuple[dict, np.ndarray], out_dir: str | Path,
                 *, profile: str | Profile = "default", seed: int = 0, head_file: str | Path | None = None,
-                extra_config: dict | None = None, verbose: int = 0) -> Path:
+                extra_config: dict | None = None, builders=None, callbacks: list | None = None) -> Path:
     """Train *method* with early stopping, checkpoints, TensorBoard and CSV logs; write its model folder.
 
     *train* and *val* are ``(inputs, y)`` pairs from :func:`helpers.features.sequence_inputs` (made with
     the retrained head for methods that read softmax features: pass its file as *head_file*, and a copy
     goes into the folder). Per-frame methods train on every real frame of the training clips.
+    *builders* (from :func:`helpers.models.builders`) are the functions that build and fit it (the
+    course's by default); *callbacks* are added to the folder's own (a live plot, say).
     Returns the model folder.
     """
+    from helpers.models import builders as course_builders
+
     prof = get_profile(profile)
     spec = get_method(method)
+    builders = builders or course_builders()
     if spec.feature == "softmax" and head_file is None:
         raise ValueError(f"{method} reads softmax features: pass the retrained head's file as head_file")
     out_dir = Path(out_dir)
@@ -107,21 +116,31 @@ def train_model(method: str, train: tuple[dict, np.ndarray], val: tuple[dict, np
         val_data = (model_inputs(method, x_va), y_va)
     start = time.perf_counter()
     with training_scope():
-        model = build_model(method, prof, x_tr)
+        model = build_model(method, prof, x_tr, builders)
         history = _compile_and_fit(model, prof, (fit_x, fit_y), val_data, out_dir, batch_size=spec.batch_size,
-                                   verbose=verbose)
+                                   fit=builders.compile_and_fit, callbacks=callbacks)
+    return save_trained(model, history, method, out_dir, profile=prof, seed=seed, seq_len=int(x_tr["mask"].shape[1]),
+                        seconds=time.perf_counter() - start, head_file=head_file, extra_config=extra_config)
+
+
+def save_trained(model, history, method: str, out_dir: str | Path, *, profile: str | Profile, seed: int, seq_len: int,
+                 seconds: float | None = None, head_file: str | Path | None = None,
+                 extra_config: dict | None = None) -> Path:
+    """Write the model folder of *method* trained in a notebook cell (or by :func:`train_model`): the
+    model, its labels and the config :func:`load_model_dir` and ``vgenre predict`` read."""
+    prof, out_dir = get_profile(profile), Path(out_dir)
     if head_file is not None:
         copy_file(head_file, out_dir / "head.keras")
-    config = {"method": method, "feature": spec.feature, "profile": prof.name, "seq_len": int(x_tr["mask"].shape[1]),
+    config = {"method": method, "feature": get_method(method).feature, "profile": prof.name, "seq_len": seq_len,
               "fps": prof.sample_fps, "seed": seed, "backend": backend_name(), "epochs_run": len(history.history["loss"]),
-              "train_seconds": round(time.perf_counter() - start, 2),
+              **({"train_seconds": round(seconds, 2)} if seconds is not None else {}),
               **({"head": "head.keras"} if head_file is not None else {}), **(extra_config or {})}
     return save_model_dir(model, out_dir, config)
 
 
 def train_keras_model(build: Callable[[], object], train: tuple[dict, np.ndarray], val: tuple[dict, np.ndarray],
                       out_dir: str | Path, *, profile: str | Profile = "default", seed: int = 0, batch_size: int | None = None,
-                      extra_config: dict | None = None, verbose: int = 0) -> Path:
+                      extra_config: dict | None = None, callbacks: list | None = None) -> Path:
     """Train a model that is not in the registry the way :func:`train_model` trains one; write its folder.
 
     *build* is a function without arguments that returns the untrained ``keras.Model`` (a notebook's own
@@ -147,7 +166,7 @@ def train_keras_model(build: Callable[[], object], train: tuple[dict, np.ndarray
         names = list(model.input) if isinstance(model.input, dict) else None
         pick = (lambda x: {k: x[k] for k in names}) if names else (lambda x: x)
         history = _compile_and_fit(model, prof, (pick(x_tr), y_tr), (pick(x_va), y_va), out_dir,
-                                   batch_size=batch_size, verbose=verbose)
+                                   batch_size=batch_size, callbacks=callbacks)
     config = {"method": model.name, "custom": True, "profile": prof.name,
               **({"seq_len": int(x_tr["mask"].shape[1])} if isinstance(x_tr, dict) and "mask" in x_tr else {}),
               "fps": prof.sample_fps, "seed": seed,
@@ -156,17 +175,15 @@ def train_keras_model(build: Callable[[], object], train: tuple[dict, np.ndarray
     return save_model_dir(model, out_dir, config)
 
 
-def _compile_and_fit(model, prof: Profile, fit: tuple, val_data: tuple, out_dir: Path, *, batch_size: int,
-                     verbose: int):
-    """Compile *model* with the profile's optimiser and fit it with early stopping and the folder's logs."""
-    import keras
+def _compile_and_fit(model, prof: Profile, train: tuple, val_data: tuple, out_dir: Path, *, batch_size: int,
+                     fit=None, callbacks: list | None = None):
+    """Notebook 05's ``compile_and_fit`` (or *fit*) with the profile's settings, balanced class weights
+    and the folder's records as callbacks."""
+    from helpers.course.lstm_training import compile_and_fit
 
-    model.compile(optimizer=keras.optimizers.Adam(prof.learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    fit_x, fit_y = fit
-    return model.fit(fit_x, fit_y, validation_data=val_data, epochs=prof.epochs, batch_size=batch_size,
-                     class_weight=_class_weights(fit_y), verbose=verbose,
-                     callbacks=training_callbacks(out_dir, patience=prof.patience))
+    return (fit or compile_and_fit)(model, train, val_data, learning_rate=prof.learning_rate, epochs=prof.epochs,
+                                    batch_size=batch_size, patience=prof.patience, class_weight=class_weights(train[1]),
+                                    callbacks=training_callbacks(out_dir) + list(callbacks or ()))
 
 
 def reuse_model(source_dir: str | Path, method: str, out_dir: str | Path) -> Path:
@@ -182,19 +199,20 @@ def reuse_model(source_dir: str | Path, method: str, out_dir: str | Path) -> Pat
     return out_dir
 
 
-def train_late_fusion(video_dir: str | Path, audio_dir: str | Path, out_dir: str | Path) -> Path:
+def train_late_fusion(video_dir: str | Path, audio_dir: str | Path, out_dir: str | Path, *, builders=None,
+                      extra_config: dict | None = None) -> Path:
     """Build the late-fusion model from a trained video LSTM and a trained audio model; save it.
 
     The two branches live inside the saved model (no paths to other folders); the config names the
     video branch's layer, so a clip without audio can be classified by video alone.
     """
-    from helpers.models import build_late_fusion
+    from helpers.models import builders as course_builders
 
     video, audio = load_model_dir(video_dir), load_model_dir(audio_dir)
-    model = build_late_fusion(video.model, audio.model)
+    model = (builders or course_builders()).late_fusion_model(video.model, audio.model)
     parts = {"video": {"method": video.method, "layer": video.model.name},
              "audio": {"method": audio.method, "layer": audio.model.name}}
-    config = {**video.config, "method": "late_fusion", "parts": parts}
+    config = {**video.config, "method": "late_fusion", "parts": parts, **(extra_config or {})}
     return save_model_dir(model, Path(out_dir), config)
 
 

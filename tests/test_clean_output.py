@@ -39,6 +39,7 @@ def test_every_registry_model_names_its_layers():
     counter name (``normalization_20``, ``dropout_40``), however many models were built before."""
     from helpers.config import get_profile
     from helpers.models import METHODS
+    from helpers.train import build_model
 
     prof = get_profile("smoke")
     x = {"video": np.zeros((2, 4, 6), np.float32), "audio": np.ones((2, 4, 3), np.float32),
@@ -51,7 +52,7 @@ def test_every_registry_model_names_its_layers():
     for _ in range(2):  # built twice: a layer left to Keras' naming carries a counter by the second round
         for name, method in METHODS.items():
             if method.build is not None:
-                layers = method.build(prof, x).layers
+                layers = build_model(name, prof, x).layers
                 assert not [layer.name for layer in layers if auto_name(layer)], (name, [la.name for la in layers])
 
 

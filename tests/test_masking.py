@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from helpers.config import get_profile
-from helpers.models import METHODS, build_late_fusion
+from helpers.course.lstm_training import late_fusion_model
+from helpers.models import METHODS
 from helpers.train import build_model
 
 T, D, A = 8, 12, 5
@@ -82,7 +83,7 @@ def test_registry_models_ignore_padded_steps(method, tmp_path):
 
 def test_late_fusion_ignores_padded_steps(tmp_path):
     x = _inputs()
-    model = build_late_fusion(build_model("lstm_pool", PROFILE, x), build_model("audio_only", PROFILE, x))
+    model = late_fusion_model(build_model("lstm_pool", PROFILE, x), build_model("audio_only", PROFILE, x))
     for real_input in ("video", "audio"):
         _assert_masks_padding(model, real_input)
     _assert_masks_padding(_round_trip(model, tmp_path), "video")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from helpers import models
+from helpers.course import lstm_training as course
 from helpers.config import get_profile
 from helpers.models import METHODS, get_method
 from helpers.train import TrainedModel, build_model, load_model_dir, reuse_model, train_late_fusion, train_model
@@ -72,7 +73,7 @@ def test_late_fusion_averages_the_branches(tmp_path):
 def test_masking_changes_nothing_for_unpadded_input():
     import keras
 
-    model = models.build_lstm_classifier(T, D, units=5, dense_units=4, dropout=0.0)
+    model = course.lstm_model(T, D, units=5, dense_units=4, dropout=0.0)
     x, _ = tiny_inputs()
     full = {"video": x["video"][1:3], "mask": np.ones((2, T), bool)}
     plain = keras.layers.LSTM(5)
@@ -83,7 +84,7 @@ def test_masking_changes_nothing_for_unpadded_input():
 
 
 def test_padded_steps_are_ignored():
-    model = models.build_lstm_classifier(T, D, units=5, dense_units=4, dropout=0.0)
+    model = course.lstm_model(T, D, units=5, dense_units=4, dropout=0.0)
     x, _ = tiny_inputs()
     short = {"video": x["video"][:1].copy(), "mask": x["mask"][:1]}
     noisy = {"video": short["video"].copy(), "mask": short["mask"]}
@@ -153,10 +154,10 @@ def test_model_folders_can_move(tmp_path, head_file):
 
 
 def test_class_weights_for_unbalanced_labels():
-    from helpers.train import _class_weights
+    from helpers.train import class_weights
 
-    assert _class_weights(np.repeat(np.arange(6), 3)) is None
-    weights = _class_weights(np.array([0, 0, 0, 0, 1, 2, 3, 4, 5]))
+    assert class_weights(np.repeat(np.arange(6), 3)) is None
+    weights = class_weights(np.array([0, 0, 0, 0, 1, 2, 3, 4, 5]))
     assert weights[0] < weights[1]
 
 
@@ -177,11 +178,11 @@ def test_the_drawing_follows_the_model_graph():
     """helpers.plots.draw_model draws one box per layer and an arrow per connection (notebook 05)."""
     import matplotlib
     matplotlib.use("Agg")
-    from helpers.models import build_early_fusion
+    from helpers.course.lstm_training import early_fusion_model
     from helpers.plots import draw_model, model_graph
 
-    model = build_early_fusion(8, 20, 5, units=4, dense_units=8, video_stats=(np.zeros(20), np.ones(20)),
-                               audio_stats=(np.zeros(5), np.ones(5)))
+    model = early_fusion_model(8, 20, 5, units=4, dense_units=8, dropout=0.5,
+                               stats=((np.zeros(20), np.ones(20)), (np.zeros(5), np.ones(5))))
     graph = model_graph(model)
     assert set(graph) == {layer.name for layer in model.layers}
     concat = "video_and_audio"
