@@ -2,10 +2,15 @@
 # `make run` checks its metrics against references/<profile>.json when that file exists.
 # Both use .venv: TensorFlow, the locked versions of constraints.txt, the Jupyter kernel `vgenre`.
 # The backend checks, each in a virtual environment of its own that the target creates:
-#   make test-jax     JAX, TensorFlow not installed: the whole suite, smoke series included
+#   make test-jax     JAX, TensorFlow not installed: every test that builds, trains or loads a Keras model
+#                     (the smoke series, its exercises, models, masking, features, prediction, out-of-
+#                     distribution, notebook 08's designs); the tests of files, audio, decoding and the
+#                     command line do not touch the backend and run in `make test`
 #   make test-torch   PyTorch (CPU), TensorFlow not installed: models, backbone, prediction, cross-backend
 #   make test-colab   Google Colab's set on Python 3.13 (constraints-colab.txt): the smoke series, the widgets
-#   make test-kaggle  Kaggle's set on Python 3.12 (constraints-kaggle.txt: Colab's, ipywidgets 8.1.5): the same
+#   make test-kaggle  Kaggle's set on Python 3.12 (constraints-kaggle.txt: Colab's, ipywidgets 8.1.5): what
+#                     differs from Colab's: the widgets (ipywidgets 8), the install cell, decoding and audio
+#                     on Python 3.12 (the series itself runs on Colab's set and on the lock)
 #   make test-latest  the newest release of every dependency on Python 3.13 (no constraints; Keras from
 #                     keras-nightly): the whole suite, smoke series included (a workflow job, not in .ci/run)
 # The browser check, in .venv:
@@ -38,6 +43,11 @@ LATEST_PY := .venv-latest/bin/python
 TORCH_TESTS := $(wildcard tests/test_models.py tests/test_masking.py tests/test_backbone_and_features.py tests/test_predict.py \
                           tests/test_cross_backend.py)
 COLAB_TESTS := $(wildcard tests/test_notebooks.py tests/test_widgets.py)
+KAGGLE_TESTS := $(wildcard tests/test_widgets.py tests/test_hosted.py tests/test_audio.py tests/test_media.py \
+                           tests/test_frames.py tests/test_saved_cells.py)
+JAX_TESTS := $(wildcard tests/test_notebooks.py tests/test_exercises.py tests/test_models.py tests/test_masking.py \
+                        tests/test_backbone_and_features.py tests/test_predict.py tests/test_cross_backend.py \
+                        tests/test_beyond.py tests/test_ood.py tests/test_saved_cells.py tests/test_context.py)
 
 .PHONY: saved run test smoke lab test-jax test-torch test-colab test-kaggle test-latest test-browser wheel \
 	hosted-constraints clean-runs
@@ -130,7 +140,7 @@ endef
 
 test-jax: .venv-jax/.installed
 	$(call require_no_tensorflow,$(JAX_PY))
-	KERAS_BACKEND=jax $(JAX_PY) -m pytest -q
+	KERAS_BACKEND=jax $(JAX_PY) -m pytest -q $(JAX_TESTS)
 
 test-torch: .venv-torch/.installed
 	$(call require_no_tensorflow,$(TORCH_PY))
@@ -140,7 +150,7 @@ test-colab: .venv-colab/.installed
 	KERAS_BACKEND=tensorflow $(COLAB_PY) -m pytest -q $(COLAB_TESTS)
 
 test-kaggle: .venv-kaggle/.installed
-	KERAS_BACKEND=tensorflow $(KAGGLE_PY) -m pytest -q $(COLAB_TESTS)
+	KERAS_BACKEND=tensorflow $(KAGGLE_PY) -m pytest -q $(KAGGLE_TESTS)
 
 test-latest: .venv-latest/.installed
 	KERAS_BACKEND=tensorflow $(LATEST_PY) -m pytest -q
