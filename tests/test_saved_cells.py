@@ -108,3 +108,30 @@ def test_a_student_changed_builder_gets_another_cache_key():
     ns_changed = builders({"classifier": lambda x, dense_units, dropout: x})
     assert builder_key("lstm_pool", ns) != builder_key("lstm_pool", ns_changed)
     assert builder_key("conv3d", ns) == builder_key("conv3d", builders({"lstm_model": lambda *a, **k: None}))
+
+
+def test_a_builder_changed_in_the_notebook_is_what_trains(tmp_path):
+    """Notebook 05 hands its own definitions to the pipeline: a changed ``lstm_model`` is the model trained,
+    and its folder records another builder key than the course's."""
+    import json
+
+    import numpy as np
+
+    from helpers.config import get_profile
+    from helpers.course import lstm_training as course
+    from helpers.models import builder_key, builders
+    from helpers.train import load_model_dir, train_model
+
+    prof = get_profile("smoke", lstm_units=4, dense_units=4, epochs=1, patience=1)
+    rng = np.random.default_rng(0)
+    x = {"video": rng.normal(size=(12, 5, 6)).astype("float32"), "mask": np.ones((12, 5), bool)}
+    y = np.arange(12) % 6
+
+    def lstm_model(seq_len, n_features, *, units, **kwargs):  # a student's edit: twice the units
+        return course.lstm_model(seq_len, n_features, units=2 * units, **kwargs)
+
+    changed = builders({"lstm_model": lstm_model})
+    out = train_model("lstm_pool", (x, y), (x, y), tmp_path / "m", profile=prof, builders=changed,
+                      extra_config={"builder": builder_key("lstm_pool", changed)})
+    assert load_model_dir(out).model.get_layer("lstm").units == 8
+    assert json.loads((out / "config.json").read_text())["builder"] != builder_key("lstm_pool")
