@@ -1,8 +1,10 @@
 """Audio of a clip: extraction, log-mel spectrograms, MFCCs step by step, per-frame alignment.
 
 The paper converted each clip's audio to WAV with ffmpeg and then to a mel spectrogram; it lists
-five steps for MFCCs. This module does both through libraries (PyAV, librosa) and writes the
-five steps out in numpy (:func:`mfcc_steps`) so a notebook can show each one and check it.
+five steps for MFCCs. The method itself (the mel scale, the five steps in numpy, the log-mel and
+MFCCs through librosa) is written in notebook 03's ``# @save`` cells and imported here from
+:mod:`helpers.course.mel_spectrograms` (one source, :mod:`helpers.cells`); this module adds what
+does not teach: decoding, the WAV file, streaming and the alignment to sampled frames.
 
 Example
 -------
@@ -18,6 +20,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from helpers.course.mel_spectrograms import (hz_to_mel, log_mel_spectrogram, mel_filterbank, mel_to_hz,  # noqa: F401
+                                             mfcc, mfcc_steps)
 from helpers.media import MediaError, StreamDecoder, check_decoded, open_media, stream_duration
 
 
@@ -164,87 +168,6 @@ def load_audio_info(path: str | Path) -> dict | None:
             return None
         s = container.streams.audio[0]
         return {"sample_rate": s.rate, "channels": s.channels, "codec": s.codec_context.name}
-
-
-def hz_to_mel(hz, *, htk: bool = False):
-    """Convert Hz to mels: HTK's ``2595 log10(1 + f/700)`` or Slaney's (librosa's default)."""
-    hz = np.asanyarray(hz, dtype=np.float64)
-    if htk:
-        return 2595.0 * np.log10(1.0 + hz / 700.0)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
-    lin = hz / f_sp
-    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-10) / min_log_hz) / logstep, lin)
-
-
-def mel_to_hz(mel, *, htk: bool = False):
-    """Inverse of :func:`hz_to_mel`."""
-    mel = np.asanyarray(mel, dtype=np.float64)
-    if htk:
-        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
-    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
-
-
-def log_mel_spectrogram(y: np.ndarray, sr: int, *, n_fft: int = 2048, hop_length: int = 512,
-                        n_mels: int = 64) -> np.ndarray:
-    """Log-mel power spectrogram in dB (``[n_mels, frames]``, float32) through librosa."""
-    import librosa
-
-    S = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
-    return librosa.power_to_db(S, ref=1.0, top_db=None).astype(np.float32)
-
-
-def mfcc(y: np.ndarray, sr: int, *, n_mfcc: int = 20, n_fft: int = 2048, hop_length: int = 512,
-         n_mels: int = 64, htk: bool = True) -> np.ndarray:
-    """MFCCs through librosa (``[n_mfcc, frames]``), with the settings :func:`mfcc_steps` uses."""
-    import librosa
-
-    return librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc, n_fft=n_fft, hop_length=hop_length,
-                                n_mels=n_mels, htk=htk).astype(np.float32)
-
-
-def mel_filterbank(sr: int, n_fft: int, n_mels: int, *, htk: bool = True) -> np.ndarray:
-    """Triangular filters ``[n_mels, 1 + n_fft // 2]`` evenly spaced on the mel scale, area-normalised."""
-    fft_freqs = np.linspace(0, sr / 2, 1 + n_fft // 2)
-    edges = mel_to_hz(np.linspace(hz_to_mel(0.0, htk=htk), hz_to_mel(sr / 2, htk=htk), n_mels + 2), htk=htk)
-    widths = np.diff(edges)
-    ramps = edges[:, None] - fft_freqs[None, :]
-    rising = -ramps[:-2] / widths[:-1, None]
-    falling = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
-
-
-def mfcc_steps(y: np.ndarray, sr: int, *, n_mfcc: int = 20, n_fft: int = 2048, hop_length: int = 512,
-               n_mels: int = 64, htk: bool = True, top_db: float = 80.0) -> dict[str, np.ndarray]:
-    """The paper's five MFCC steps in numpy; every intermediate result is returned for plotting.
-
-    1. window the signal and take the Fourier transform (power spectrum);
-    2. map the powers onto the mel scale with triangular overlapping filters;
-    3. take the log of the mel powers (dB);
-    4. take the discrete cosine transform of each log-mel column (orthonormal type II);
-    5. keep the first *n_mfcc* amplitudes.
-
-    Agrees with :func:`mfcc` (librosa) to about 1e-3 dB; the notebook and the tests check it.
-    """
-    y = np.asarray(y, np.float64)
-    padded = np.pad(y, n_fft // 2)  # librosa centres frames with zero padding
-    n_frames = 1 + (len(padded) - n_fft) // hop_length
-    idx = np.arange(n_fft)[None, :] + hop_length * np.arange(n_frames)[:, None]
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
-    power = np.abs(np.fft.rfft(padded[idx] * window, axis=1)).T ** 2
-    filters = mel_filterbank(sr, n_fft, n_mels, htk=htk)
-    mel_power = filters @ power
-    log_mel = 10.0 * np.log10(np.maximum(mel_power, 1e-10))
-    log_mel = np.maximum(log_mel, log_mel.max() - top_db)
-    k, n = np.arange(n_mels)[:, None], np.arange(n_mels)[None, :]
-    dct = np.sqrt(2.0 / n_mels) * np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels))
-    dct[0] /= np.sqrt(2.0)
-    cepstrum = dct @ log_mel
-    return {"power": power, "filters": filters, "mel_power": mel_power, "log_mel": log_mel,
-            "cepstrum": cepstrum, "mfcc": cepstrum[:n_mfcc]}
 
 
 def frame_audio_features(y: np.ndarray | None, sr: int, timestamps: np.ndarray, fps: float, *,

@@ -2,7 +2,9 @@
 
 The paper kept 4 of every 24 frames a second and grouped 40 sampled frames (10 s) into one
 sequence. :func:`sample_frames` does the first step for any source rate; :func:`make_sequences`
-the second, with a stated policy for clips shorter or longer than one sequence.
+the second, with a stated policy for clips shorter or longer than one sequence. The sampling rule
+(which sample times a decoded frame serves) is notebook 02's ``# @save`` cell
+:func:`helpers.course.frame_rate_experiments.samples_due`; this module decodes, converts and resizes.
 
 Example
 -------
@@ -19,6 +21,7 @@ import cv2
 import numpy as np
 
 from helpers.audio import AudioSink
+from helpers.course.frame_rate_experiments import samples_due
 from helpers.media import (MediaError, StreamDecoder, check_decoded, demux_frames, open_media, stream_duration,
                            video_frames)
 
@@ -141,12 +144,13 @@ def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, in
         for frame, _, until in video_frames(path, container, decoder, frames=video_only()):
             converted: dict = {}  # one conversion per distinct size, and none for frames not kept
             for k, (fps, size) in enumerate(requests):
-                while next_k[k] / fps < until - 1e-9:  # every sample time before the next frame shows
+                due = samples_due(next_k[k], fps, until)  # every sample time before the next frame shows
+                for sample in due:
                     if size not in converted:
                         converted[size] = _to_rgb(frame, size)
                     kept[k].append(converted[size])
-                    stamps[k].append(next_k[k] / fps)
-                    next_k[k] += 1
+                    stamps[k].append(sample / fps)
+                next_k[k] = due.stop
             if frame_consumer is not None and len(kept[0]) >= chunk_frames:
                 frame_consumer(np.stack(kept[0]))
                 kept[0] = []

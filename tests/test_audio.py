@@ -119,3 +119,30 @@ def test_streaming_log_mel_sized_from_a_duration_or_not(seconds):
         mel.add(piece)
     assert np.abs(mel.finish() - log_mel_spectrogram(y, sr, n_fft=1024, hop_length=256, n_mels=32)).max() < 1e-3
     assert StreamingLogMel(sr, n_fft=1024, hop_length=256, n_mels=32, seconds=seconds).finish().shape == (32, 1)
+
+
+def test_the_steps_helpers_run_are_notebook_03s_saved_cells():
+    """One source: helpers.audio runs the functions notebook 03 shows, not a copy of its own."""
+    import helpers.audio as audio
+    from helpers.course import mel_spectrograms as course
+
+    for name in ("hz_to_mel", "mel_to_hz", "mel_filterbank", "mfcc_steps", "log_mel_spectrogram", "mfcc"):
+        assert getattr(audio, name) is getattr(course, name), name
+        assert getattr(course, name).__module__ == "helpers.course.mel_spectrograms", name
+
+
+def test_each_step_matches_librosa_or_scipy():
+    """Each of the five steps against the same step computed another way."""
+    import scipy.fft
+
+    from helpers.course.mel_spectrograms import dct_matrix, power_spectrum, to_decibels, windowed_frames
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=5000)
+    power = power_spectrum(windowed_frames(y, n_fft=512, hop_length=128))
+    reference = np.abs(librosa.stft(y, n_fft=512, hop_length=128, pad_mode="constant")) ** 2
+    assert power.shape == reference.shape and np.allclose(power, reference, rtol=1e-9, atol=1e-9)
+    x = rng.normal(size=(12, 7))
+    assert np.allclose(dct_matrix(12) @ x, scipy.fft.dct(x, type=2, norm="ortho", axis=0))
+    p = np.abs(rng.normal(size=(8, 20))) ** 4
+    assert np.allclose(to_decibels(p), librosa.power_to_db(p, ref=1.0, amin=1e-10, top_db=80.0))

@@ -124,3 +124,35 @@ def test_sliding_windows_cover_the_clip():
 def test_contact_sheet_shape():
     sheet = contact_sheet(np.zeros((10, 20, 30, 3), np.uint8), cols=4, timestamps=np.arange(10) / 4)
     assert sheet.shape == (60, 120, 3)
+
+
+def test_the_sampling_rule_is_notebook_02s_saved_cell(monkeypatch, tmp_path):
+    """One source: decode_video picks its samples with the samples_due that notebook 02 shows."""
+    import helpers.frames
+    from helpers.course.frame_rate_experiments import samples_due
+
+    assert helpers.frames.samples_due is samples_due
+    calls = []
+    monkeypatch.setattr(helpers.frames, "samples_due", lambda *a: calls.append(a) or samples_due(*a))
+    path = write_clip(tmp_path / "c.mp4", seconds=1.0, fps=24)
+    _, times = helpers.frames.sample_frames(path, fps=4.0)
+    assert calls and len(times) == 4
+
+
+@pytest.mark.parametrize("source_fps", [24.0, 25.0, 30000 / 1001, 60.0])
+def test_samples_due_takes_the_frame_on_screen(source_fps):
+    """Each sample time k / fps takes the latest frame that started at or before it; a duration d
+    gives ceil(d * fps) samples, whatever the source rate."""
+    from helpers.course.frame_rate_experiments import samples_due
+
+    n_frames, fps = int(3 * source_fps), 4.0
+    picked, k = [], 0
+    for i in range(n_frames):
+        due = samples_due(k, fps, (i + 1) / source_fps)
+        picked += [i] * len(due)
+        k = due.stop
+    times = np.arange(len(picked)) / fps
+    assert len(picked) == int(np.ceil(n_frames / source_fps * fps - 1e-9))
+    assert np.array_equal(picked, np.floor(times * source_fps + 1e-9).astype(int))
+    assert samples_due(5, fps, 1.0) == range(5, 5)  # 1.25 s is after the frame's end: nothing due
+    assert samples_due(0, fps, 0.25) == range(0, 1)  # a sample at the very end takes the next frame
