@@ -363,7 +363,9 @@ PAPER_TABLE_I = {
 }
 """The rows of the paper's Table I that a method of the series corresponds to."""
 
-METHOD_NOTES = {"conv3d": "on 32x32 thumbnails", "early_fusion": "pool features + log-mel",
+METHOD_NOTES = {"colour_stats": "baseline: logistic regression on colour histograms, no time",
+                "colour_and_motion": "baseline: colour histograms, their spread and change over time",
+                "conv3d": "on 32x32 thumbnails", "early_fusion": "pool features + log-mel",
                 "late_fusion": "pool LSTM + audio model"}
 
 
@@ -371,8 +373,8 @@ def results_table(reference: dict) -> str:
     """The README's results table (markdown) from the metrics notebook 05 recorded in *reference*."""
     m = reference["metrics"].get("05_lstm_training", {})
     methods = [k[len("test_acc_std_"):] for k in m if k.startswith("test_acc_std_")]
-    order = ["single_frame", "frame_average", "mlp", "conv3d", "lstm_softmax", "lstm_pool", "audio_only",
-             "early_fusion", "late_fusion"]
+    order = ["colour_stats", "colour_and_motion", "single_frame", "frame_average", "mlp", "conv3d", "lstm_softmax",
+             "lstm_pool", "audio_only", "early_fusion", "late_fusion"]
     methods.sort(key=lambda x: order.index(x) if x in order else len(order))
     if not methods:
         raise ReferenceError("the reference has no test accuracies of notebook 05 (test_acc_std_<method>)")

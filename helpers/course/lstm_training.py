@@ -110,3 +110,37 @@ def compile_and_fit(model, train, val, *, learning_rate, epochs, batch_size, pat
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     return model.fit(*train, validation_data=val, epochs=epochs, batch_size=batch_size, class_weight=class_weight,
                      callbacks=[stop, *callbacks], verbose=0)
+
+
+# --- 05_lstm_training.ipynb, cell 42 --------------------------------------
+import numpy as np
+
+
+def shuffle_steps(x, seed=0):
+    """A copy of sequence inputs with each clip's real steps in a random order: the same content,
+    no order. Padded steps stay where they are; every per-step input (video, audio, thumbs) moves alike."""
+    rng = np.random.default_rng(seed)
+    out = {k: v.copy() for k, v in x.items()}
+    steps = x["mask"].shape[1]
+    for i, real in enumerate(x["mask"]):
+        where = np.flatnonzero(real)
+        order = rng.permutation(where)
+        for k, v in x.items():
+            if k != "mask" and v.ndim >= 2 and v.shape[1] == steps:
+                out[k][i, where] = v[i, order]
+    return out
+
+
+# --- 05_lstm_training.ipynb, cell 47 --------------------------------------
+def balanced_fusion_model(seq_len, n_video, n_audio, *, units, dense_units, dropout, width, stats=(None, None)):
+    """Early fusion with each sense first projected to the same *width* per step, so that neither fills
+    the LSTM's input by its number of features alone."""
+    video = keras.Input((seq_len, n_video), name="video")
+    mask = keras.Input((seq_len,), dtype="bool", name="mask")
+    audio = keras.Input((seq_len, n_audio), name="audio")
+    v = layers.Dense(width, activation="relu", name="video_projection")(standardise(video, stats[0], "standardise_video"))
+    a = layers.Dense(width, activation="relu", name="audio_projection")(standardise(audio, stats[1], "standardise_audio"))
+    x = layers.Concatenate(name="video_and_audio")([v, a])
+    x = layers.LSTM(units, name="lstm")(x, mask=mask)
+    return keras.Model({"video": video, "audio": audio, "mask": mask}, classifier(x, dense_units, dropout),
+                       name="balanced_fusion")
