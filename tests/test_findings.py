@@ -1,0 +1,63 @@
+"""Notebooks 06-08 end each experiment in a finding that code prints from the run's numbers; the
+markdown explains the mechanism and never reads the outcome in advance ("if the curve is steep ...",
+"whether it does is what the verdict says"): where the explanation depends on the outcome, code
+chooses it."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+BOOKS = ["06_error_analysis.ipynb", "07_classify_your_own_video.ipynb", "08_beyond_the_paper.ipynb"]
+
+# A sentence that hands the reader a branch on this run's outcome instead of stating it.
+TEMPLATES = [
+    re.compile(r"\b(if|whether)\b[^.;]*\b(printed|verdict|curve|diagram|table|bars|plot|lines|shows?|says?|steep|scores?)\b", re.I),
+    re.compile(r"\bwhatever the\b", re.I),
+    re.compile(r"\bread the printed\b", re.I),
+]
+
+
+def branch_templates(cells: list[dict]) -> list[str]:
+    """The markdown sentences of *cells* that match a template of branches."""
+    found = []
+    for cell in cells:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = " ".join("".join(cell["source"]).split())
+        found += [f"{cell.get('id')}: ...{text[max(0, m.start() - 40):m.end() + 20]}..."
+                  for pattern in TEMPLATES for m in pattern.finditer(text)]
+    return found
+
+
+def test_the_templates_catch_the_old_wording():
+    """The phrasings issue 24 named, each caught."""
+    old = ["Brightness augmentation during training, if the sensitivity curve above is steep.",
+           "Calibration if the reliability diagram shows over-confidence.",
+           "films are the unit of data (whatever the verdict of section 6 says for this run).",
+           "Read the printed lines: if the picture part stays at or below 1.",
+           "Whether they do here is what the printed verdict says.",
+           "If the threshold is drawn in the right place, most of them score 1 or below."]
+    cells = [{"cell_type": "markdown", "id": str(k), "source": [s]} for k, s in enumerate(old)]
+    assert len({hit.split(":")[0] for hit in branch_templates(cells)}) == len(old)
+
+
+@pytest.mark.parametrize("book", BOOKS, ids=[b[:2] for b in BOOKS])
+def test_markdown_states_mechanisms_not_branches_on_the_outcome(book):
+    cells = json.loads((NOTEBOOKS / book).read_text())["cells"]
+    assert branch_templates(cells) == []
+
+
+@pytest.mark.parametrize("book", BOOKS, ids=[b[:2] for b in BOOKS])
+def test_solutions_print_their_answer(book):
+    """Each exercise's solution code prints a numbered answer ("1. ...") for every exercise."""
+    cells = json.loads((NOTEBOOKS / book).read_text())["cells"]
+    exercises = next("".join(c["source"]) for c in cells if "".join(c["source"]).lstrip().startswith("## Exercises"))
+    count = len(re.findall(r"^\d+\. ", exercises.split("### Solutions")[0], flags=re.M))
+    code = "\n".join("".join(c["source"]) for c in cells
+                     if c["cell_type"] == "code" and "solution" in c["metadata"].get("tags", []))
+    printed = {int(n) for n in re.findall(r'print\(\s*f?"(\d+)\.', code)}
+    assert printed == set(range(1, count + 1)), (book, sorted(printed))
