@@ -1,8 +1,13 @@
-"""InceptionV3 by transfer learning: the backbone, preprocessing, the retrained softmax head, fine-tuning.
+"""InceptionV3 by transfer learning: the backbone, the retrained softmax head, fine-tuning.
 
 The paper retrained InceptionV3's last layer on its frames for 4000 steps (a checkpoint every
-400) and fed the LSTM either that layer's softmax output or the 2048-d pool layer. Where the
-weights come from is decided in :mod:`helpers.weights`.
+400) and fed the LSTM either that layer's softmax output or the 2048-d pool layer. The method is
+written in notebook 04 (``# @save`` cells, copied into
+:mod:`helpers.course.inceptionv3_transfer_learning`): the frozen network and its bottleneck
+(:func:`inception_v3_bottleneck`), its preprocessing (:func:`preprocess`, :func:`uint8_extractor`),
+the head (:func:`build_softmax_head`) and its training by steps (:func:`fit_softmax_head`). This
+module runs that code and adds what does not teach: where the weights come from
+(:mod:`helpers.weights`), precision, the cache key, one backbone per process, the head's folder.
 """
 from __future__ import annotations
 
@@ -13,35 +18,22 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.config import GENRES, Profile, get_profile, settings_key
+from helpers.config import HEAD_FIELDS, Profile, get_profile, settings_key
 from helpers.weights import RANDOM_SEED, WEIGHTS_FILE, WeightsError, WeightsStatus, resolve_weights
 
-POOL_DIM = 2048
+COURSE = ("POOL_DIM", "inception_v3_bottleneck", "preprocess", "uint8_extractor", "frame_examples",
+          "bottleneck_stats", "build_softmax_head", "shuffled_batches", "fit_softmax_head")
+"""The names this module hands on from notebook 04's saved cells (imported when first used, so that
+importing this module does not start Keras)."""
 
 
-def preprocess(frames: np.ndarray) -> np.ndarray:
-    """InceptionV3's own preprocessing (pixels to [-1, 1]) in numpy, for training on frames.
+def __getattr__(name: str):
+    """``helpers.backbone.preprocess`` and the other names of :data:`COURSE`: the saved cells' objects."""
+    if name in COURSE:
+        from helpers.course import inceptionv3_transfer_learning as course
 
-    Feature extraction does not call it: there the same scaling is the first layer of the network
-    (:attr:`Backbone.extractor`), so uint8 frames go to the device, four times smaller than floats.
-    """
-    from keras.applications.inception_v3 import preprocess_input
-
-    return preprocess_input(np.asarray(frames, np.float32))
-
-
-def uint8_extractor(net, input_size: int):
-    """*net* (InceptionV3 on [-1, 1] inputs) behind a first layer that scales uint8 pixels to [-1, 1].
-
-    The scaling is ``x / 127.5 - 1``, what :func:`preprocess` does; it runs on the device, in the
-    network's compute dtype (uint8 values are exact in bfloat16).
-    """
-    import keras
-
-    inputs = keras.Input((input_size, input_size, 3), dtype="uint8", name="frames_uint8")
-    scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_minus1_1",
-                                    dtype=net.dtype_policy)(inputs)
-    return keras.Model(inputs, net(scaled), name="inception_v3_uint8")
+        return getattr(course, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve_precision(precision: str) -> str:
@@ -63,10 +55,10 @@ def backbone_key(weights_id: str, input_size: int, precision: str = "float32") -
 class Backbone:
     """InceptionV3 without its top, average-pooled to 2048 features per frame.
 
-    Two views of one set of weights:
+    Two views of one set of weights, both built by notebook 04's saved cells:
 
-    * :attr:`model`: InceptionV3 as Keras defines it, on inputs scaled to [-1, 1] by
-      :func:`preprocess` (what fine-tuning and the saliency maps use);
+    * :attr:`model`: the frozen InceptionV3 up to its bottleneck (:func:`inception_v3_bottleneck`), on
+      inputs scaled to [-1, 1] by :func:`preprocess` (what fine-tuning and the saliency maps use);
     * :attr:`extractor`: the same network behind a uint8 input whose first layer does the scaling,
       what :meth:`pool_features` runs: one compiled program per input size and batch size.
 
@@ -81,6 +73,8 @@ class Backbone:
     def __init__(self, input_size: int, status: WeightsStatus, precision: str = "float32", *, model=None):
         import keras
 
+        from helpers.course.inceptionv3_transfer_learning import inception_v3_bottleneck, uint8_extractor
+
         if input_size < 75:
             raise ValueError(f"InceptionV3 needs inputs of at least 75x75 pixels, got {input_size}")
         precision = resolve_precision(precision)
@@ -93,18 +87,16 @@ class Backbone:
         try:
             if precision == "bfloat16":
                 keras.config.set_dtype_policy("mixed_bfloat16")
-            keras.utils.set_random_seed(RANDOM_SEED)
-            self.model = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
-                                                        input_shape=(input_size, input_size, 3))
+            keras.utils.set_random_seed(RANDOM_SEED)  # the random backbone is the same in every process
+            self.model = inception_v3_bottleneck(input_size, str(status.path) if status.path else None)
+        except (OSError, ValueError) as exc:
+            if not status.path:
+                raise
+            raise WeightsError(f"{status.path}: not a readable InceptionV3 weights file "
+                               f"({exc.__class__.__name__}); point --weights or VGENRE_WEIGHTS at "
+                               f"{WEIGHTS_FILE}") from exc
         finally:
             keras.config.set_dtype_policy(previous)
-        if status.path:
-            try:
-                self.model.load_weights(status.path)
-            except (OSError, ValueError) as exc:
-                raise WeightsError(f"{status.path}: not a readable InceptionV3 weights file "
-                                   f"({exc.__class__.__name__}); point --weights or VGENRE_WEIGHTS at "
-                                   f"{WEIGHTS_FILE}") from exc
         self.extractor = uint8_extractor(self.model, input_size)
 
     @property
@@ -119,6 +111,8 @@ class Backbone:
         the one program compiled for ``batch_size``.
         """
         import cv2
+
+        from helpers.course.inceptionv3_transfer_learning import POOL_DIM
 
         frames = np.asarray(frames)
         if frames.dtype != np.uint8:
@@ -172,78 +166,80 @@ def announce_weights(status) -> None:
         logging.getLogger(__name__).warning(status.message)
 
 
-def build_softmax_head(n_features: int = POOL_DIM, n_classes: int = len(GENRES), *, mean=None, variance=None):
-    """The retrained last layer: normalised pool features to a softmax over the genres."""
-    import keras
-    from keras import layers
+def start_head(ctx) -> Path:
+    """The run's head folder (:func:`helpers.pipeline.head_dir`), ready for a new head: its checkpoints of
+    an earlier training removed, and its config.json too, so that until :func:`keep_head` has written
+    the new head no later notebook takes the folder for a finished one."""
+    from helpers.pipeline import head_dir
 
-    inputs = keras.Input((n_features,), name="pool")
-    x = layers.Normalization(mean=mean, variance=variance, name="standardise")(inputs) if mean is not None else inputs
-    outputs = layers.Dense(n_classes, activation="softmax", name="genre_softmax")(x)
-    return keras.Model(inputs, outputs, name="softmax_head")
+    out = head_dir(ctx)
+    (out / "config.json").unlink(missing_ok=True)
+    _empty_checkpoints(out)
+    return out
 
 
-def shuffled_batches(x: np.ndarray, y: np.ndarray, batch_size: int, steps: int, seed: int = 0):
-    """Endless shuffled batches of ``(x, y)`` for step-based training, as a ``keras.utils.PyDataset``.
+def keep_head(ctx, head, *, steps: int, checkpoint_every: int, batch_size: int) -> Path:
+    """Keep a head a notebook cell trained with :func:`fit_softmax_head` (checkpoints in
+    ``start_head(ctx) / "checkpoints"``) as the run's head: the checkpoints named by step, ``head.keras``
+    and the ``config.json`` that :func:`helpers.pipeline.ensure_head` writes, with the settings it was
+    trained with, so later notebooks load it instead of training another."""
+    from helpers.fileio import write_json
+    from helpers.pipeline import feature_settings_of, head_dir
 
-    One Keras epoch is *steps* batches; each epoch continues where the last stopped and the data
-    are reshuffled after every pass, so ``epochs`` rounds give ``epochs * steps`` steps. Numpy
-    batches, no ``tf.data``: the same on every backend.
-    """
-    import keras
+    out = head_dir(ctx)
+    _save_head(head, out, checkpoint_every)
+    trained = dict(zip(HEAD_FIELDS, (steps, checkpoint_every, batch_size)))
+    write_json(out / "config.json", {"features": feature_settings_of(ctx), "head": trained})
+    return out
 
-    class ShuffledBatches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.order = np.zeros(0, int)
 
-        def __len__(self) -> int:
-            return steps
+def _empty_checkpoints(out_dir: Path) -> Path:
+    """``out_dir/checkpoints``, made, without the checkpoints of an earlier training."""
+    folder = out_dir / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.weights.h5"):
+        old.unlink()
+    return folder
 
-        def __getitem__(self, index: int):
-            while len(self.order) < batch_size:
-                self.order = np.concatenate([self.order, self.rng.permutation(len(x))])
-            idx, self.order = self.order[:batch_size], self.order[batch_size:]
-            return x[idx], y[idx]
 
-    return ShuffledBatches()
+def _save_head(head, out_dir: Path, checkpoint_every: int) -> None:
+    """Name the checkpoints of :func:`fit_softmax_head` by step (``round_00002`` of 400 steps each ->
+    ``ckpt_step00800``), as the paper's script did, and save the head as ``head.keras``."""
+    from helpers.fileio import atomic_path
+
+    for src in sorted((out_dir / "checkpoints").glob("round_*.weights.h5")):
+        r = int(src.name.split("_")[1].split(".")[0])
+        src.replace(out_dir / "checkpoints" / f"ckpt_step{r * checkpoint_every:05d}.weights.h5")
+    with atomic_path(out_dir / "head.keras") as tmp:
+        head.save(tmp)
 
 
 def train_softmax_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                        out_dir: str | Path, *, steps: int = 4000, checkpoint_every: int = 400,
                        batch_size: int = 100, learning_rate: float = 1e-3, seed: int = 0):
-    """Retrain the head on cached per-frame bottlenecks for *steps* steps, as the paper did.
+    """Retrain the head on cached per-frame bottlenecks for *steps* steps, as the paper did, with
+    notebook 04's :func:`build_softmax_head` and :func:`fit_softmax_head`.
 
-    Training runs as ``steps / checkpoint_every`` rounds of *checkpoint_every* steps over shuffled
-    numpy batches (:func:`shuffled_batches`); after each round Keras callbacks write a checkpoint
-    (``ModelCheckpoint``), a CSV row (``CSVLogger``) and, where TensorFlow is installed, TensorBoard
-    logs. Returns the trained head and its history (a dict of lists).
+    Checkpoints every *checkpoint_every* steps (``checkpoints/ckpt_stepNNNNN.weights.h5``), a CSV log
+    and, where TensorFlow is installed, TensorBoard logs go to *out_dir*, and the head to
+    ``head.keras``. Returns the trained head and its history (a dict of lists).
     """
-    import keras
-
     from helpers.backends import seed_everything, training_scope
+    from helpers.course.inceptionv3_transfer_learning import (bottleneck_stats, build_softmax_head,
+                                                             fit_softmax_head)
     from helpers.train import training_callbacks
 
     out_dir = Path(out_dir)
-    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    checkpoints = _empty_checkpoints(out_dir)
+    mean, variance = bottleneck_stats(x_train)
     seed_everything(seed)
-    mean, var = x_train.mean(0), x_train.var(0) + 1e-12
-    rounds = max(1, steps // checkpoint_every)
-    data = shuffled_batches(x_train, y_train, batch_size, checkpoint_every, seed)
-    callbacks = [keras.callbacks.ModelCheckpoint(str(out_dir / "checkpoints" / "step_{epoch:05d}.weights.h5"),
-                                                 save_weights_only=True)] + training_callbacks(out_dir, monitor=None)
     with training_scope():
-        head = build_softmax_head(x_train.shape[1], mean=mean, variance=var)
-        head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                     metrics=["accuracy"])
-        history = head.fit(data, epochs=rounds, validation_data=(x_val, y_val), callbacks=callbacks, verbose=0)
-    # checkpoint files are numbered by round; rename them by step, as the paper's script did
-    for r in range(1, rounds + 1):
-        src = out_dir / "checkpoints" / f"step_{r:05d}.weights.h5"
-        if src.exists():
-            src.replace(out_dir / "checkpoints" / f"ckpt_step{r * checkpoint_every:05d}.weights.h5")
-    head.save(out_dir / "head.keras")
+        head = build_softmax_head(x_train.shape[1], mean=mean, variance=variance)
+        history = fit_softmax_head(head, (x_train, y_train), (x_val, y_val), checkpoints, steps=steps,
+                                   checkpoint_every=checkpoint_every, batch_size=batch_size,
+                                   learning_rate=learning_rate, seed=seed,
+                                   callbacks=training_callbacks(out_dir, monitor=None))
+    _save_head(head, out_dir, checkpoint_every)
     return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
@@ -260,6 +256,7 @@ def fine_tune_top_blocks(backbone: Backbone, head, frames: np.ndarray, labels: n
     import keras
 
     from helpers.backends import seed_everything, training_scope
+    from helpers.course.inceptionv3_transfer_learning import preprocess
 
     names = [layer.name for layer in backbone.model.layers]
     if blocks_from not in names:

@@ -157,11 +157,11 @@ class RowResult:
 
 def frame_accuracy(head, clips) -> float:
     """The share of the test clips' frames the retrained *head* labels right."""
+    from helpers.course.inceptionv3_transfer_learning import frame_examples
     from helpers.features import softmax_features
 
-    test = clips.split("test")
-    probs = softmax_features(head, np.concatenate(test.pool))
-    y = np.repeat(test.y, [len(p) for p in test.pool])
+    x, y = frame_examples(clips.split("test"))
+    probs = softmax_features(head, x)
     return float((probs.argmax(1) == y).mean())
 
 
@@ -180,15 +180,15 @@ def train_row(clips, profile: str | Profile, out_dir: str | Path, *, seed: int =
     Returns ``(head, lstm_dir)``; both are written under *out_dir*.
     """
     from helpers.backbone import train_softmax_head
+    from helpers.course.inceptionv3_transfer_learning import frame_examples
     from helpers.features import sequence_inputs
     from helpers.train import train_model
 
     prof = get_profile(profile)
     out_dir = Path(out_dir)
     train, val = clips.split("train"), clips.split("val")
-    xs = [np.concatenate(c.pool) for c in (train, val)]
-    ys = [np.repeat(c.y, [len(p) for p in c.pool]) for c in (train, val)]
-    head, _ = train_softmax_head(xs[0], ys[0], xs[1], ys[1], out_dir / "head", steps=prof.head_steps,
+    (x_train, y_train), (x_val, y_val) = frame_examples(train), frame_examples(val)
+    head, _ = train_softmax_head(x_train, y_train, x_val, y_val, out_dir / "head", steps=prof.head_steps,
                                  checkpoint_every=prof.head_checkpoint_every, batch_size=prof.head_batch, seed=seed)
     lstm_dir = train_model("lstm_pool", (sequence_inputs(train, prof.seq_len), train.y),
                            (sequence_inputs(val, prof.seq_len), val.y), out_dir / "lstm_pool", profile=prof, seed=seed)
