@@ -76,6 +76,9 @@ def test_softmax_head_checkpoints_every_m_steps(tmp_path):
 
     assert (tmp_path / "log.csv").exists() and (tmp_path / "tensorboard").exists() == tensorboard_available()
     assert len(history["loss"]) == 3 and head.output_shape == (None, 6)
+    # a second, shorter training in the same folder leaves only its own checkpoints
+    train_softmax_head(x, y, x[:20], y[:20], tmp_path, steps=20, checkpoint_every=20, batch_size=16)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["ckpt_step00020.weights.h5"]
 
 
 def test_cache_key_changes_with_every_setting():
