@@ -42,6 +42,7 @@ def plot_history(log: str | Path | dict, title: str = "", *, ax=None):
     (``history.history``)."""
     import matplotlib.pyplot as plt
     import pandas as pd
+    from matplotlib.ticker import MaxNLocator
 
     log = pd.read_csv(log) if isinstance(log, (str, Path)) else pd.DataFrame(log)
     epochs = np.arange(1, len(log) + 1)
@@ -54,6 +55,7 @@ def plot_history(log: str | Path | dict, title: str = "", *, ax=None):
     ax[0].set(xlabel="epoch", title=f"{title} loss")
     ax[1].set(xlabel="epoch", title=f"{title} accuracy", ylim=(0, 1.02))
     for a in ax:
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, however few
         a.legend()
     return ax[0].figure
 

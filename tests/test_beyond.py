@@ -34,7 +34,7 @@ def builders() -> dict:
         if cell["cell_type"] != "code":
             continue
         tree = ast.parse("".join(cell["source"]))
-        tree.body = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+        tree.body = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ImportFrom))]
         exec(compile(tree, str(NOTEBOOK), "exec"), namespace)
     return namespace
 
