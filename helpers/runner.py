@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -96,6 +97,21 @@ def default_run_dir(profile: str, seeds: tuple[int, ...] | None = None) -> Path:
     return runs_dir() / (profile + (f"-seeds-{'-'.join(map(str, seeds))}" if seeds else ""))
 
 
+def _local_kernel() -> dict:
+    """papermill's keyword for a kernel reached over local sockets (IPC) where the system has them:
+    the kernel and this process share the machine, and over TCP every kernel prints a warning about
+    unencrypted traffic into the run's output. Elsewhere (Windows), papermill's default."""
+    if os.name != "posix":
+        return {}
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Unicode
+
+    class LocalKernelManager(AsyncKernelManager):
+        transport = Unicode("ipc")
+
+    return {"kernel_manager_class": LocalKernelManager}
+
+
 def run_series(profile: str = "default", only: list[str] | None = None, out: Path | None = None,
                update_figures: bool = False, cell_timeout: int | None = None,
                manifest: str | Path | None = None, notebooks: Path | None = None,
@@ -129,7 +145,7 @@ def run_series(profile: str = "default", only: list[str] | None = None, out: Pat
             pm.execute_notebook(
                 str(book), str(out / book.name), parameters=parameters,
                 kernel_name=KERNEL_NAME, cwd=str(book.parent), execution_timeout=timeout,
-                progress_bar=False, log_output=False,
+                progress_bar=False, log_output=False, **_local_kernel(),
             )
             result = NotebookResult(book.name, "ok", time.perf_counter() - start, read_metrics(out, book.name),
                                     kinds=read_kinds(out, book.name))

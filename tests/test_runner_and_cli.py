@@ -149,3 +149,21 @@ def test_a_curated_manifest_replaces_the_synthetic_set(tmp_path, smoke_manifest)
         ensure_dataset(start_run(profile="smoke", manifest=manifest, verbose=False))
     with pytest.raises(ManifestError, match="nope.csv"):
         ensure_dataset(start_run(profile="smoke", manifest=tmp_path / "nope.csv", verbose=False))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="local sockets (IPC) are a POSIX transport")
+def test_the_run_talks_to_its_kernels_over_local_sockets_without_a_warning(tmp_path, capfd):
+    """`make run` printed "Kernel is running over TCP without encryption" once per notebook; the runner's
+    kernels use IPC, which stays on the machine and prints nothing."""
+    import nbformat
+    import papermill as pm
+
+    from helpers.runner import KERNEL_NAME, _local_kernel
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    pm.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name=KERNEL_NAME,
+                        progress_bar=False, **_local_kernel())
+    assert nbformat.read(tmp_path / "out.ipynb", 4).cells[0].outputs[0]["text"] == "42\n"
+    assert "without encryption" not in capfd.readouterr().err
