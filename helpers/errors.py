@@ -11,6 +11,7 @@ class                                  what went wrong
 :class:`VgenreError`                   the root: catch this
 :class:`SettingError`                  a setting (option, environment variable) with an invalid value
 :class:`WriteError`                    a file could not be written (no space, read-only, permission)
+:class:`WorkerStartError`              worker processes cannot start (a module they need fails to import)
 ``helpers.config.ConfigError``         a profile or option value
 ``helpers.media.MediaError``           a media file that cannot be used
 ``helpers.manifest.ManifestError``     a manifest that cannot be read
@@ -57,3 +58,26 @@ class WriteError(VgenreError, OSError):
         import errno as errno_codes
 
         return self.errno in (errno_codes.ENOSPC, errno_codes.EDQUOT, errno_codes.EFBIG)
+
+
+class WorkerStartError(VgenreError, RuntimeError):
+    """Worker processes that cannot start, so no job can run in them; ``cause`` says why.
+
+    This is a problem of the setup (a package that fails to import in a fresh process, a
+    missing shared library), not of the clips or scenes given to the workers: one error for the
+    whole batch, naming the cause, rather than one failure recorded against every job.
+
+    >>> str(WorkerStartError("ImportError: libGL.so.1: cannot open shared object file"))[:52]
+    'worker processes cannot start: ImportError: libGL.so'
+    """
+
+    def __init__(self, cause: str):
+        super().__init__(cause)
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return (f"worker processes cannot start: {self.cause}. This is a problem of the installation, not of "
+                "the input files: fix it, or pass workers=0 (--workers 0) to work in this process")
+
+    def __reduce__(self):  # whole across processes (raised in a worker)
+        return type(self), (self.cause,)
