@@ -95,6 +95,8 @@ class Profile:
     # (independently) the share carrying another genre's sound (data/README.md)
     difficulty: float = 0.0
     data_seed: int = 0
+    # feature extraction: about how many MB of decoded clips may wait for the network (one clip always may)
+    max_queued_mb: float = 1024
     extra: dict = field(default_factory=dict)
 
     @property

@@ -14,10 +14,18 @@ its content (the clip's bytes, backbone, weights, input size, fps, precision, au
   can share a manifest deterministically.
 * Several processes on one cache share the work: a clip is locked while it is extracted, and a
   lock or temporary file left by a killed process is taken over or removed.
-* Decoding runs in a pool of worker processes (:mod:`helpers.workers`; default: one per core but
-  one) while the main process runs the network on full batches of uint8 frames, across clip
-  boundaries, and writes the files. At most a few decoded clips wait, so memory stays bounded.
-  The files do not depend on the number of workers: clips are taken in the same order either way.
+* Decoding runs in worker processes (:mod:`helpers.workers`; default: one per core but one)
+  while the main process runs the network on full batches of uint8 frames, across clip
+  boundaries, and writes the files (:mod:`helpers.scheduler`). The decoded clips waiting for the
+  network are bounded by an estimate of their size (``max_queued_mb``, default 1024 MB; one clip
+  is always allowed), and the workers are stopped when the call returns. The files do not depend
+  on the number of workers or on that bound: clips are taken in the same order either way.
+
+The work is in three parts: the cache (keys, locks, the file layout, atomic writes:
+:mod:`helpers.cache`), the scheduler (workers, the bounded queue, batching across clips:
+:mod:`helpers.scheduler` and :mod:`helpers.workers`), and here what a clip's features are
+(:func:`decode_clip`, :func:`clip_features`) and how a set of clips is read back and cut into
+model inputs (:class:`ClipSet`, :func:`clip_inputs`, :func:`sequence_inputs`).
 
 The softmax features of the paper are the retrained head's output on the pool features; they
 are computed from the cached pool features (:func:`softmax_features`), so retraining the head never
@@ -25,14 +33,8 @@ forces a new extraction.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import socket
 import time
-import warnings
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,140 +43,18 @@ import cv2
 import numpy as np
 
 from helpers.audio import StreamingLogMel, frame_audio_features, step_means
-from helpers.config import GENRES, ConfigError, Profile, data_dir, get_profile
-from helpers.errors import SettingError, WriteError
-from helpers.fileio import pid_alive, remove_stale_temps, save_npz, write_error
+from helpers.cache import (FEATURE_VERSION, FeatureCache, cache_dir, claim_clip, content_hash,  # noqa: F401
+                           feature_key, feature_path, feature_settings, in_shard, load_feature_file, parse_shard,
+                           release_clip, remove_stale_partials, save_atomic)
+from helpers.config import GENRES, Profile, get_profile
+from helpers.errors import SettingError
 from helpers.frames import decode_video, make_sequences
 from helpers.manifest import clip_path
 from helpers.media import MediaError, media_duration
-from helpers.workers import default_workers, init_worker, main_is_importable, process_pool, worker_initargs
+from helpers.scheduler import MB, DecodeQueue, FrameBatcher, decoded_bytes
+from helpers.workers import JobPool, run_alone, usable_workers
 
-FEATURE_VERSION = 3  # bump whenever decoding or resizing changes the features
 THUMB_SIZE = 32
-
-
-def cache_dir(root: Path | None = None) -> Path:
-    """Where feature files go: ``cache/features`` under the data folder *root* (default: :func:`data_dir`)."""
-    return Path(root or data_dir()) / "cache" / "features"
-
-
-def content_hash(path: str | Path) -> str:
-    """SHA-256 of the file's bytes (files over 64 MiB: size plus three 4 MiB samples)."""
-    path = Path(path)
-    size = path.stat().st_size
-    h = hashlib.sha256(str(size).encode())
-    with path.open("rb") as fh:
-        if size <= 64 << 20:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        else:
-            for offset in (0, size // 2, size - (4 << 20)):
-                fh.seek(offset)
-                h.update(fh.read(4 << 20))
-    return h.hexdigest()
-
-
-def feature_settings(profile: Profile, backbone_key: dict) -> dict:
-    """Every setting besides the clip itself that changes a feature file."""
-    return {"version": FEATURE_VERSION, **backbone_key, "fps": profile.sample_fps, "sr": profile.sr,
-            "n_fft": profile.n_fft, "hop_length": profile.hop_length, "n_mels": profile.n_mels}
-
-
-def feature_key(clip_hash: str, settings: dict) -> str:
-    """The cache key of one clip's features."""
-    return hashlib.sha256((clip_hash + json.dumps(settings, sort_keys=True)).encode()).hexdigest()[:24]
-
-
-def feature_path(key: str, root: Path | None = None) -> Path:
-    """The file a key is stored in, under the feature cache folder *root* (default: :func:`cache_dir`)."""
-    return (root or cache_dir()) / key[:2] / f"{key}.npz"
-
-
-def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
-    """Whether the clip with *key* belongs to shard ``(i, n)`` (all clips when *shard* is None)."""
-    if shard is None:
-        return True
-    i, n = shard
-    return int(key[:8], 16) % n == i
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """Parse ``"i/n"`` into ``(i, n)`` with ``0 <= i < n``.
-
-    Raises
-    ------
-    ConfigError
-        When *text* is not of that form (the message names ``--shard``).
-    """
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"--shard must look like i/n (for example 0/4), got {text!r}") from None
-    if not 0 <= i < n:
-        raise ConfigError(f"--shard i/n needs 0 <= i < n (shards 0/{max(n, 1)} to {max(n, 1) - 1}/{max(n, 1)}), "
-                          f"got {text!r}")
-    return i, n
-
-
-def save_atomic(path: Path, **arrays) -> None:
-    """One feature file, written atomically (:func:`helpers.fileio.save_npz`)."""
-    save_npz(path, **arrays)
-
-
-def _lock_owner(lock: Path) -> tuple[str, int] | None:
-    """``(host, pid)`` written in a lock file, or None when it cannot be read."""
-    try:
-        host, pid = lock.read_text().split()
-        return host, int(pid)
-    except (OSError, ValueError):
-        return None
-
-
-def claim_clip(feature_file: Path) -> bool:
-    """Take the lock of one clip's feature file (``<key>.lock`` beside it); False when another live
-    process holds it.
-
-    The lock holds this machine's name and process id. A lock left by a process of this machine
-    that is no longer running (killed mid-extraction), or by this very process (an interrupted
-    call), is taken over; a lock from another machine is respected.
-    """
-    lock = feature_file.with_suffix(".lock")
-    try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise write_error(exc, lock) from exc
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            owner = _lock_owner(lock)
-            here = socket.gethostname()
-            if owner and (owner[0] != here or (owner[1] != os.getpid() and pid_alive(owner[1]))):
-                return False
-            lock.unlink(missing_ok=True)  # stale (or half-written: its writer died between open and write)
-            continue
-        except OSError as exc:
-            raise write_error(exc, lock) from exc
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"{socket.gethostname()} {os.getpid()}")
-        except OSError as exc:
-            lock.unlink(missing_ok=True)
-            raise write_error(exc, lock) from exc
-        return True
-    return False
-
-
-def release_clip(feature_file: Path) -> None:
-    """Remove the lock :func:`claim_clip` took (a lock another process holds is left alone)."""
-    lock = feature_file.with_suffix(".lock")
-    if _lock_owner(lock) == (socket.gethostname(), os.getpid()):
-        lock.unlink(missing_ok=True)
-
-
-def remove_stale_partials(root: Path) -> list[Path]:
-    """Delete temporary feature files (``.<key>.<pid>.partial.npz``) of writers no longer running; return them."""
-    return remove_stale_temps(root, "*/.*.partial.npz")
 
 
 @dataclass
@@ -282,12 +162,15 @@ class _Rows:
 
 def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root: Path | None = None,
                      shard: tuple[int, int] | None = None, progress: bool = True, workers: int | None = None,
-                     threads: int = 1) -> list[dict]:
+                     threads: int = 1, max_queued_mb: float | None = None) -> list[dict]:
     """Write the feature file of every usable clip in *rows* (skipping those already cached).
 
     *workers* decoding processes (default :func:`helpers.workers.default_workers`; 0 decodes in
     a thread of this process) of *threads* threads each prepare the clips; this process runs the
-    network and writes. The files are the same whatever the number of workers.
+    network and writes. The files are the same whatever the number of workers. The decoded clips
+    waiting for the network take at most about *max_queued_mb* megabytes (default: the profile's
+    ``max_queued_mb``), or one clip when a single clip is larger. No worker process is left
+    running when this returns.
 
     Returns one record per clip: ``path``, ``key``, ``file``, ``status`` (``cached``, ``written``,
     ``locked``, ``skipped: <why>`` or ``bad: <reason>``). A bad clip is recorded and the batch goes on.
@@ -299,175 +182,105 @@ def extract_features(rows: list[dict], backbone, profile: str | Profile, *, root
         When a feature file cannot be written (no space left, read-only cache): the batch stops
         there, the message says how many clips were written; nothing partial is left.
     helpers.errors.SettingError
-        When *workers* is negative.
+        When *workers* or *max_queued_mb* is negative.
+    helpers.errors.WorkerStartError
+        When the worker processes cannot start (a module they need fails to import): one error
+        naming the cause, not every clip recorded as bad.
 
     Several processes can share one cache: each clip is locked while it is extracted
-    (:func:`claim_clip`), a clip locked by another running process is left to it (``locked``), and
-    temporary files of writers that were killed are removed first.
+    (:func:`helpers.cache.claim_clip`), a clip locked by another running process is left to it
+    (``locked``), and temporary files of writers that were killed are removed first.
     """
     from helpers.progress import progress_bar
 
     if workers is not None and workers < 0:
         raise SettingError(f"workers must be 0 or more (0: decode in a thread of this process), got {workers}")
     prof = get_profile(profile)
-    settings = feature_settings(prof, backbone.key)
-    remove_stale_partials(root or cache_dir())
-    records, todo, listed = [], [], {}
-    for line, row in enumerate(rows, start=2):
-        path = clip_path(row)
-        if str(path) in listed:
-            warnings.warn(f"{path}: listed twice in the manifest (lines {listed[str(path)]} and {line}); "
-                          "extracted once", stacklevel=2)
-            continue
-        listed[str(path)] = line
-        if row.get("status", "ok") not in ("", "ok"):
-            records.append({"path": str(path), "status": f"skipped: {row['status']}"})
-            continue
-        try:
-            key = feature_key(content_hash(path), settings)
-        except OSError as exc:
-            records.append({"path": str(path), "status": f"bad: cannot read ({exc.__class__.__name__})"})
-            continue
-        if not in_shard(key, shard):
-            continue
-        rec = {"path": str(path), "key": key, "file": str(feature_path(key, root))}
-        records.append(rec)
-        if feature_path(key, root).exists():
-            rec["status"] = "cached"
-        else:
-            todo.append(rec)
-    if not todo:
+    queued_mb = prof.max_queued_mb if max_queued_mb is None else max_queued_mb
+    if queued_mb < 0:
+        raise SettingError(f"max_queued_mb must be 0 or more (0: one decoded clip at a time), got {queued_mb}")
+    cache = FeatureCache(root, feature_settings(prof, backbone.key), save=save_atomic)
+    records = cache.scan(rows, shard, stacklevel=2)
+    if not cache.todo:
         return records
-    bar = progress_bar(total=len(todo), desc="features", unit="clip", disable=not progress)
-    start, bs = time.perf_counter(), prof.batch_size
-    done = {"frames": 0}
-    queue: list[list] = []  # [clip entry, its frames not yet through the network], in clip order
-    claimed: list[Path] = []
+    workers = usable_workers(workers, stacklevel=2)
+    bar = _ExtractionBar(progress_bar(total=len(cache.todo), desc="features", unit="clip", disable=not progress))
 
-    def write(entry: dict) -> None:
-        d, rec = entry["decoded"], entry["rec"]
-        try:
-            save_atomic(Path(rec["file"]), pool=np.concatenate(entry["out"]).astype(np.float32), audio=d.audio,
-                        timestamps=d.timestamps, has_audio=np.bool_(d.has_audio), thumbs=d.thumbs,
-                        settings=json.dumps(settings))
-        except WriteError as exc:  # the next clip would fail too: stop, saying how far the batch got
-            n = sum(r.get("status") == "written" for r in todo)
-            raise WriteError(exc.path, f"{exc.reason}; feature extraction stopped after writing {n} of {len(todo)} "
-                                       "clips (they are kept: run the same command again once there is room)",
-                             exc.errno) from exc
-        release_clip(Path(rec["file"]))
-        rec["status"] = "written"
-        done["frames"] += len(d.frames)
-        bar.update(1)
-        bar.set_postfix(frames_per_s=f"{done['frames'] / (time.perf_counter() - start):.0f}")
+    def write(clip: tuple[dict, Decoded], pool: np.ndarray) -> None:
+        rec, d = clip
+        cache.write(rec, pool=pool, audio=d.audio, timestamps=d.timestamps, has_audio=np.bool_(d.has_audio),
+                    thumbs=d.thumbs)
+        bar.clip_done(len(pool))
 
-    def run_batches(final: bool) -> None:
-        """Full batches of frames across clip boundaries, so every forward pass is full."""
-        while queue and (final or sum(len(f) for _, f in queue) >= bs):
-            take, owners, need = [], [], bs
-            while need and queue:
-                entry, frames = queue[0]
-                part = frames[:need]
-                take.append(part)
-                owners.append((entry, len(part)))
-                if len(part) == len(frames):
-                    queue.pop(0)
-                else:
-                    queue[0][1] = frames[len(part):]
-                need -= len(part)
-            feats = backbone.pool_features(np.concatenate(take), bs)
-            offset = 0
-            for entry, n in owners:
-                entry["out"].append(feats[offset:offset + n])
-                offset += n
-                if sum(len(o) for o in entry["out"]) == len(entry["decoded"].frames):
-                    write(entry)
+    def start(rec: dict):
+        if cache.claim(rec):
+            return jobs.submit("helpers.features:decode_clip", Path(rec["path"]), prof, backbone.input_size)
+        bar.clip_done(0)  # locked by another process, or written by it meanwhile
+        return None
 
-    def mine():
-        """The clips this process takes, locked as they are reached; the others marked as they are."""
-        for rec in todo:
-            file = Path(rec["file"])
-            if not claim_clip(file):
-                rec["status"] = "locked"
-            elif file.exists():  # written by another process since the scan
-                release_clip(file)
-                rec["status"] = "cached"
-            else:
-                claimed.append(file)
-                yield rec
-                continue
-            bar.update(1)
-
-    def take(rec: dict, future) -> None:
-        try:
-            try:
-                d = future.result()
-            except BrokenProcessPool:  # a worker died (native crash): this clip alone, in a fresh process
-                d = _decode_alone(Path(rec["path"]), prof, backbone.input_size)
-        except MediaError as exc:
-            rec["status"] = f"bad: {exc}"
-            release_clip(Path(rec["file"]))
-            bar.update(1)
-            return
-        queue.append([{"rec": rec, "decoded": d, "out": []}, d.frames])
-        run_batches(final=False)
-
-    workers = default_workers() if workers is None else workers
-    if workers:
-        safe, why = main_is_importable()
-        if not safe:
-            warnings.warn(why, stacklevel=2)
-            workers = 0
-    own = ThreadPoolExecutor(max_workers=1) if workers == 0 else None
-    depth = 2 * max(1, workers)  # decoded clips waiting for the network: memory stays bounded
-
-    def submit(rec: dict):
-        args = (decode_clip, Path(rec["path"]), prof, backbone.input_size)
-        if own is not None:
-            return own.submit(*args)
-        try:
-            return process_pool(workers, threads).submit(*args)
-        except BrokenProcessPool:  # the pool lost a worker earlier: process_pool gives a fresh one
-            return process_pool(workers, threads).submit(*args)
-
-    pending: deque = deque()
+    batcher = FrameBatcher(lambda frames: backbone.pool_features(frames, prof.batch_size), prof.batch_size, write)
+    queue = DecodeQueue(start, lambda rec: clip_bytes(Path(rec["path"]), prof, backbone.input_size),
+                        max_bytes=int(queued_mb * MB), depth=2 * max(1, workers))
     try:
-        for rec in mine():
-            pending.append((rec, submit(rec)))
-            if len(pending) > depth:
-                take(*pending.popleft())
-        while pending:
-            take(*pending.popleft())
-        run_batches(final=True)
+        with JobPool(workers, threads) as jobs, closing(queue.run(cache.todo)) as decoding:
+            for rec, future in decoding:
+                _to_network(rec, future, batcher, cache, prof, backbone.input_size, bar)
+            batcher.finish()
     finally:
-        for _, future in pending:  # stopped early: the clips not started are not decoded for nothing
-            future.cancel()
-        if own is not None:
-            own.shutdown(cancel_futures=True)
-        for file in claimed:  # an interrupted call leaves no lock behind
-            release_clip(file)
+        cache.release_all()  # an interrupted call leaves no lock behind
         bar.close()
     return records
 
 
-def _decode_alone(path: Path, profile: Profile, input_size: int) -> Decoded:
-    """Decode one clip in a process of its own; a crash there makes the clip bad, not the batch."""
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing
+def clip_bytes(path: Path, profile: Profile, input_size: int) -> int | None:
+    """About how many bytes one clip takes decoded for extraction (:func:`helpers.scheduler.decoded_bytes`):
+    its sampled frames at *input_size*, thumbnails, audio features, timestamps and pool features;
+    None when the file declares no duration (or cannot be opened)."""
+    from helpers.backbone import POOL_DIM
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
-                             initargs=worker_initargs(1)) as pool:
+    try:
+        seconds = media_duration(path)
+    except (MediaError, OSError, ValueError):
+        seconds = None
+    per_frame = THUMB_SIZE * THUMB_SIZE * 3 + profile.n_mels * 4 + 8 + POOL_DIM * 4
+    return decoded_bytes(seconds, profile.sample_fps, input_size, input_size, per_frame=per_frame)
+
+
+def _to_network(rec: dict, future, batcher: FrameBatcher, cache: FeatureCache, profile: Profile, input_size: int,
+                bar: _ExtractionBar) -> None:
+    """One decoded clip into the batcher (its frames leave the decoded record), or recorded ``bad``."""
+    try:
         try:
-            return pool.submit(decode_clip, path, profile, input_size).result()
-        except BrokenProcessPool:
-            raise MediaError(path, "decoding it crashed the worker process (FFmpeg or OpenCV failed "
-                                   "in native code)") from None
+            d = future.result()
+        except BrokenProcessPool:  # a worker died (native crash): this clip alone, in a fresh process
+            try:
+                d = run_alone("helpers.features:decode_clip", Path(rec["path"]), profile, input_size)
+            except BrokenProcessPool:
+                raise MediaError(Path(rec["path"]), "decoding it crashed the worker process (FFmpeg or OpenCV "
+                                                    "failed in native code)") from None
+    except MediaError as exc:
+        rec["status"] = f"bad: {exc}"
+        cache.release(rec)
+        bar.clip_done(0)
+        return
+    frames, d.frames = d.frames, None  # held by the batcher alone, freed once through the network
+    batcher.add((rec, d), frames)
 
 
-def load_feature_file(path: str | Path) -> dict:
-    """Read one feature file into a dict of arrays."""
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+class _ExtractionBar:
+    """The progress bar of :func:`extract_features`: clips done, and frames per second in its postfix."""
+
+    def __init__(self, bar):
+        self.bar, self.frames, self.start = bar, 0, time.perf_counter()
+
+    def clip_done(self, frames: int) -> None:
+        self.bar.update(1)
+        if frames:
+            self.frames += frames
+            self.bar.set_postfix(frames_per_s=f"{self.frames / (time.perf_counter() - self.start):.0f}")
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def softmax_features(head, pool: np.ndarray) -> np.ndarray:
