@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -107,3 +108,75 @@ def test_generated_set_is_byte_identical_with_a_pool(tmp_path):
     generate_dataset(prof, tmp_path / "pool", progress=False, workers=2, hard_cases_per_kind=1)
     serial, pool = digests(tmp_path / "serial"), digests(tmp_path / "pool")
     assert len(serial) == 6 * 2 + len(HARD_CASES) + 1 and serial == pool  # clips, hard cases, manifest
+
+
+def _worker_processes() -> set[int]:
+    """This process's children that are workers (not multiprocessing's resource tracker), from /proc."""
+    import os
+
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"resource_tracker" not in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.fixture()
+def two_clips(tmp_path):
+    from conftest import write_clip
+
+    return [{"path": str(write_clip(tmp_path / f"c{k}.mp4", seconds=1.0 + k, genre="Horror")), "genre": "Horror"}
+            for k in range(2)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_no_worker_process_remains_after_extraction(two_clips, tmp_path):
+    import multiprocessing
+
+    before = _worker_processes()
+    backbone = load_backbone("smoke", verbose=False)
+    records = extract_features(two_clips, backbone, "smoke", root=tmp_path / "cache", progress=False, workers=2)
+    assert [r["status"] for r in records] == ["written", "written"]
+    assert not _worker_processes() - before and not multiprocessing.active_children()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_shared_pool_shuts_down_once_idle(monkeypatch):
+    """The pool of process_pool (the synthetic set's) stops its workers after IDLE_SECONDS without work."""
+    import os
+
+    import helpers.workers as workers
+
+    monkeypatch.setattr(workers, "IDLE_SECONDS", 0.2)
+    pool = workers.SharedPool(1)
+    pid = pool.submit(os.getpid).result()
+    assert pid != os.getpid() and pool.running
+    deadline = time.time() + 20
+    while pool.running and time.time() < deadline:
+        time.sleep(0.1)
+    assert not pool.running and not Path(f"/proc/{pid}").exists()
+    assert pool.submit(os.getpid).result() != pid  # the next job starts a fresh one
+    pool.shutdown()
+    assert not pool.running
+
+
+def test_a_worker_that_cannot_start_is_one_error_naming_the_cause(two_clips, tmp_path, monkeypatch):
+    """An ImportError in the workers' initialiser (OpenCV without its libGL) is a setup error, not bad clips."""
+    from helpers.errors import WorkerStartError
+
+    fake = tmp_path / "fake_modules"
+    fake.mkdir()
+    (fake / "cv2.py").write_text('raise ImportError("libGL.so.1: cannot open shared object file: No such file")\n')
+    monkeypatch.syspath_prepend(str(fake))  # spawned workers get this sys.path; this process has cv2 already
+    backbone = load_backbone("smoke", verbose=False)
+    with pytest.raises(WorkerStartError, match="libGL.so.1") as caught:
+        extract_features(two_clips, backbone, "smoke", root=tmp_path / "cache", progress=False, workers=1)
+    assert "ImportError" in str(caught.value) and "workers=0" in str(caught.value)
+    assert not list((tmp_path / "cache").rglob("*.npz")) and not list((tmp_path / "cache").rglob("*.lock"))
