@@ -207,11 +207,11 @@ def ensure_models(ctx: RunContext, clips: ClipSet, methods, seeds, *, head=None,
     return out
 
 
-def keep_trained(ctx: RunContext, clips: ClipSet, method: str, seed: int, model, history, *,
-                 builders: dict | None = None, seconds: float | None = None) -> Path:
-    """Keep a model a notebook cell built and trained as the run's *method* with *seed* (its folder
-    :func:`method_dir`, where its fit wrote its records): later :func:`ensure_models` calls with the
-    same *builders* use it instead of training it again."""
+def keep_trained(ctx: RunContext, clips: ClipSet, method: str, seed: int, model, history, *, seconds: float,
+                 builders: dict | None = None) -> Path:
+    """Keep a model a notebook cell built and trained (in *seconds*) as the run's *method* with *seed*
+    (its folder :func:`method_dir`, where its fit wrote its records): later :func:`ensure_models` calls
+    with the same *builders* use it instead of training it again."""
     from helpers.models import builder_key, builders as make_builders
     from helpers.ood import OOD_FILE
     from helpers.train import save_trained
