@@ -159,8 +159,8 @@ def test_a_shared_pool_shuts_down_once_idle(monkeypatch):
     pid = pool.submit(os.getpid).result()
     assert pid != os.getpid() and pool.running
     deadline = time.time() + 20
-    while pool.running and time.time() < deadline:
-        time.sleep(0.1)
+    while (pool.running or Path(f"/proc/{pid}").exists()) and time.time() < deadline:
+        time.sleep(0.1)  # shut down, then its process joined
     assert not pool.running and not Path(f"/proc/{pid}").exists()
     assert pool.submit(os.getpid).result() != pid  # the next job starts a fresh one
     pool.shutdown()
