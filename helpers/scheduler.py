@@ -31,8 +31,8 @@ def decoded_bytes(seconds: float | None, fps: float, height: int, width: int, *,
     frames of ``height x width x 3`` uint8) and *per_frame* bytes more for each (audio features,
     thumbnails, timestamps, the network's output). None when *seconds* is unknown.
 
-    >>> decoded_bytes(600, 4.0, 299, 299) / 1e6  # ten minutes at 4 fps, 299 px: about 644 MB
-    643.6
+    >>> round(decoded_bytes(600, 4.0, 299, 299) / 1e6)  # ten minutes at 4 fps, 299 px, in MB
+    644
     """
     if seconds is None or not np.isfinite(seconds):
         return None
