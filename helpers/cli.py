@@ -130,7 +130,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from helpers.evaluate import Predictor, default_model_dir, format_prediction, prediction_json
+    from helpers.predict import Predictor, default_model_dir, format_prediction, prediction_json
     from helpers.media import MediaError
 
     _quiet_tensorflow()

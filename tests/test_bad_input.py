@@ -109,7 +109,7 @@ def test_cut_tail_gives_one_message_in_validate_and_features_and_a_warning_in_pr
 def test_an_audio_only_file_is_predicted_by_the_audio_branch(damaged, tiny_model, tmp_path):
     import imageio_ffmpeg
 
-    from helpers.evaluate import Predictor
+    from helpers.predict import Predictor
 
     sound = tmp_path / "sound only.m4a"
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(damaged["good"]), "-vn",
@@ -120,7 +120,7 @@ def test_an_audio_only_file_is_predicted_by_the_audio_branch(damaged, tiny_model
 
 
 def test_undecodable_audio_falls_back_to_the_video_branch(damaged, tiny_model, tmp_path):
-    from helpers.evaluate import Predictor
+    from helpers.predict import Predictor
 
     with av.open(str(damaged["good"])) as container:
         n_audio = sum(1 for p in container.demux(container.streams.audio[0]) if p.size)

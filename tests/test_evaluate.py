@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from helpers.config import GENRES
-from helpers.evaluate import clip_metrics, predictions_table, reliability, timeline
+from helpers.evaluate import clip_metrics, predictions_table, reliability
+from helpers.predict import timeline
 
 
 def test_clip_metrics_on_known_predictions():

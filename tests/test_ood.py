@@ -104,7 +104,7 @@ def models(tmp_path_factory):
 
 
 def test_training_like_clip_is_familiar_grey_silence_is_not(models):
-    from helpers.evaluate import Predictor, prediction_json
+    from helpers.predict import Predictor, prediction_json
 
     predictor = Predictor(models["new"])
     assert predictor.ood is not None and set(predictor.ood.spaces) == {"video", "picture", "audio"}
@@ -119,7 +119,7 @@ def test_training_like_clip_is_familiar_grey_silence_is_not(models):
 
 
 def test_model_folder_without_ood_file_still_predicts(models):
-    from helpers.evaluate import Predictor, format_prediction, prediction_json
+    from helpers.predict import Predictor, format_prediction, prediction_json
 
     assert not (models["old"] / OOD_FILE).exists() and load_reference(models["old"]) is None
     p = Predictor(models["old"]).predict_file(models["grey"])
@@ -162,7 +162,7 @@ def test_real_footage_is_unfamiliar_with_or_without_sound(models, tmp_path):
     """The picture statistics catch a real picture that the backbone's features place among the
     synthetic clips; the sound (a training film's) cannot give it away, and without sound the
     picture parts alone answer."""
-    from helpers.evaluate import Predictor
+    from helpers.predict import Predictor
 
     predictor = Predictor(models["new"])
     prof = get_profile("smoke", frame_size=(64, 80))

@@ -91,7 +91,7 @@ def test_a_copied_model_folder_predicts_on_its_own(model_dir, videos, tmp_path):
 def test_predictor_on_a_small_late_fusion_model(tmp_path, videos):
     """Prediction end to end without the notebook series: a tiny fusion model trained on random
     features of the smoke profile's shapes, a real clip, a clip without sound."""
-    from helpers.evaluate import Predictor
+    from helpers.predict import Predictor
 
     predictor = Predictor(train_tiny_late_fusion(tmp_path))
     good = predictor.predict_file(videos["good"])
