@@ -95,7 +95,7 @@ def cmd_features(args) -> int:
     backbone = load_backbone(ctx.profile, weights=args.weights, precision=args.precision, verbose=False)
     print(backbone.status.message, file=sys.stderr)
     records = extract_features(rows, backbone, ctx.profile, root=cache_dir(ctx.data_dir), shard=shard,
-                               workers=args.workers)
+                               workers=args.workers, max_queued_mb=args.max_queued_mb)
     bad = [r for r in records if r.get("status", "").startswith("bad")]
     for r in bad:
         print(f"{r['path']}: {r['status']}", file=sys.stderr)
@@ -345,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: bfloat16 on a GPU or TPU that computes in it natively, else float32")
     p.add_argument("--workers", type=int, help="decoding processes (default: one per core but one; 0: a thread "
                                                 "of this process)")
+    p.add_argument("--max-queued-mb", type=float, help="decoded frames waiting for the network, at most this many "
+                                                       "megabytes (estimated; default: the profile's, 1024; one "
+                                                       "clip is always allowed)")
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("train", help="train one model on the cached features; write a model folder")
