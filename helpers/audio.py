@@ -6,10 +6,10 @@ MFCCs through librosa) is written in notebook 03's ``# @save`` cells and importe
 :mod:`helpers.course.mel_spectrograms` (one source, :mod:`helpers.cells`); this module adds what
 does not teach: decoding, the WAV file, streaming and the alignment to sampled frames.
 
-Example
--------
->>> y = load_audio("clip.mp4", sr=22050)  # doctest: +SKIP
->>> S_db = log_mel_spectrogram(y, sr=22050)  # doctest: +SKIP
+Usage (a file of your own)::
+
+    y = load_audio("clip.mp4", sr=22050)
+    S_db = log_mel_spectrogram(y, sr=22050)
 """
 from __future__ import annotations
 
@@ -64,11 +64,10 @@ def decode_audio(path: str | Path, sr: int = 22050) -> DecodedAudio | None:
         When the file is missing, empty, not a media file, its audio cannot be decoded or decodes
         less than the minimum share (the message names the file and says how much decoded).
 
-    Example
-    -------
-    >>> clip = decode_audio("clip.mp4", sr=16000)  # doctest: +SKIP
-    >>> clip.samples.shape, clip.share  # doctest: +SKIP
-    ((160512,), 1.0)
+    Usage (a file of your own)::
+
+        clip = decode_audio("clip.mp4", sr=16000)
+        clip.samples.shape, clip.share   # ((160512,), 1.0) for 10 s of sound that all decodes
     """
     path = Path(path)
     with open_media(path, need="any") as container:

@@ -12,7 +12,7 @@ differ between backends live here, each with one branch per backend:
 * :func:`tensorboard_available` - TensorBoard logs need TensorFlow's summary writer;
 * :func:`input_gradient` - the gradient of a model's top score with respect to its input (saliency).
 
->>> describe()["backend"] in ("tensorflow", "jax", "torch")  # doctest: +SKIP
+>>> describe()["backend"] in ("tensorflow", "jax", "torch")
 True
 """
 from __future__ import annotations

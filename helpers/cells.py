@@ -8,9 +8,9 @@ run from there (one module per notebook, so the audio steps do not import Keras)
 so what a student reads is what the series runs (d2l keeps its book and its package in step the same
 way). A saved cell holds only imports and definitions: it may not use a notebook's run context.
 
->>> cells = saved_cells("notebooks")  # doctest: +SKIP
->>> cells[0].notebook, cells[0].index  # doctest: +SKIP
-('05_lstm_training.ipynb', 8)
+>>> from helpers.runner import notebooks_dir
+>>> module_name(saved_cells(notebooks_dir())[0].notebook)
+'frame_rate_experiments'
 """
 from __future__ import annotations
 

@@ -8,10 +8,10 @@ Every file is probed (duration, fps, size, audio, how much decodes) and a bad on
 its reason in the ``status`` column instead of stopping the batch. Manifests are read and written
 by :mod:`helpers.manifest`.
 
-Example
--------
->>> rows = manifest_from_tree("my_clips/")  # doctest: +SKIP
->>> splitter = GroupedSplit(test_size=0.1, val_size=0.1, random_state=0)  # doctest: +SKIP
+Usage (a folder of your own, one sub-folder per genre)::
+
+    rows = manifest_from_tree("my_clips/")
+    train, val, test = GroupedSplit(test_size=0.1, val_size=0.1, random_state=0).split(rows, y, groups)
 """
 from __future__ import annotations
 
@@ -296,8 +296,13 @@ class GroupedSplit:
 
     Example
     -------
-    >>> split = GroupedSplit(test_size=0.1, val_size=0.1, random_state=0)  # doctest: +SKIP
-    >>> train, val, test = split.split(X, y, groups)  # doctest: +SKIP
+    >>> y = ["Action"] * 6 + ["Horror"] * 6
+    >>> groups = ["a1", "a1", "a2", "a2", "a3", "a3", "h1", "h1", "h2", "h2", "h3", "h3"]
+    >>> train, val, test = GroupedSplit(test_size=1 / 3, val_size=1 / 3, random_state=0).split(y, y, groups)
+    >>> len(train), len(val), len(test)  # each film's two clips stay together
+    (4, 4, 4)
+    >>> {groups[i] for i in train} & {groups[i] for i in test}
+    set()
     """
 
     def __init__(self, test_size: float = 0.1, val_size: float = 0.1,

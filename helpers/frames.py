@@ -6,10 +6,10 @@ the second, with a stated policy for clips shorter or longer than one sequence. 
 (which sample times a decoded frame serves) is notebook 02's ``# @save`` cell
 :func:`helpers.course.frame_rate_experiments.samples_due`; this module decodes, converts and resizes.
 
-Example
--------
->>> frames, times = sample_frames("clip.mp4", fps=4.0, size=(299, 299))  # doctest: +SKIP
->>> windows, mask = make_sequences(features, length=40)  # doctest: +SKIP
+Usage (a file of your own)::
+
+    frames, times = sample_frames("clip.mp4", fps=4.0, size=(299, 299))
+    windows, mask = make_sequences(features, length=40)
 """
 from __future__ import annotations
 
@@ -105,12 +105,11 @@ def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, in
     ValueError
         When a request has a non-positive *fps* or a malformed *size*.
 
-    Example
-    -------
-    >>> clip = decode_video("clip.mp4", [(4.0, (299, 299)), (1.0, None)])  # doctest: +SKIP
-    >>> frames, times = clip.samples[0]  # doctest: +SKIP
-    >>> clip.share  # doctest: +SKIP
-    1.0
+    Usage (a file of your own)::
+
+        clip = decode_video("clip.mp4", [(4.0, (299, 299)), (1.0, None)])
+        frames, times = clip.samples[0]
+        clip.share   # 1.0 when the whole file decodes
     """
     if not requests:
         raise ValueError("requests must name at least one (fps, size) pair")

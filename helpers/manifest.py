@@ -10,11 +10,10 @@ those bytes as ``%XX`` (and ``%`` itself as ``%25``), and the row's ``escaped`` 
 columns so written; :func:`read_manifest` turns them back into the same strings. The column is
 only there when some row needs it, so ordinary manifests are plain UTF-8 CSV.
 
-Example
--------
->>> rows = read_manifest("data/generated/synth-smoke")  # doctest: +SKIP
->>> clip_path(rows[0])  # doctest: +SKIP
-PosixPath('data/generated/synth-smoke/Action/action_00_clip00.mp4')
+Usage (after ``vgenre synth``)::
+
+    rows = read_manifest("data/generated/synth-smoke")
+    clip_path(rows[0])   # PosixPath('data/generated/synth-smoke/Action/action_00_clip00.mp4')
 """
 from __future__ import annotations
 

@@ -13,12 +13,12 @@ container declares, and refused with a :class:`MediaError` saying how much decod
 FFmpeg cannot decode is skipped, wherever it is, and a read error ends the stream. Only FFmpeg's
 own errors are handled; any other exception is a bug and propagates unchanged.
 
-Example
--------
->>> with open_media("clip.mp4", need="video") as container:  # doctest: +SKIP
-...     stream = container.streams.video[0]
-...     end = max(until for _, _, until in video_frames("clip.mp4", container))
-...     share = check_decoded("clip.mp4", "video", end, stream_duration(container, stream))
+Usage (a file of your own)::
+
+    with open_media("clip.mp4", need="video") as container:
+        stream = container.streams.video[0]
+        end = max(until for _, _, until in video_frames("clip.mp4", container))
+        share = check_decoded("clip.mp4", "video", end, stream_duration(container, stream))
 """
 from __future__ import annotations
 
@@ -143,10 +143,10 @@ def open_media(path: str | Path, *, need: str = "video") -> av.container.InputCo
     ValueError
         When *need* is not one of ``"video"``, ``"audio"``, ``"any"``.
 
-    Example
-    -------
-    >>> with open_media("clip.mp4", need="audio") as container:  # doctest: +SKIP
-    ...     rate = container.streams.audio[0].rate
+    Usage (a file of your own)::
+
+        with open_media("clip.mp4", need="audio") as container:
+            rate = container.streams.audio[0].rate
     """
     if need not in NEEDS:
         raise ValueError(f"need must be one of {NEEDS}, got {need!r}")
@@ -270,11 +270,11 @@ class StreamDecoder:
     MediaError
         When not a single frame decodes, naming the first FFmpeg error.
 
-    Example
-    -------
-    >>> decoder = StreamDecoder("clip.mp4", container, container.streams.audio[0], what="audio")  # doctest: +SKIP
-    >>> n = sum(1 for _ in decoder); decoder.skipped  # doctest: +SKIP
-    0
+    Usage (inside ``open_media``)::
+
+        decoder = StreamDecoder("clip.mp4", container, container.streams.audio[0], what="audio")
+        n = sum(1 for _ in decoder)
+        decoder.skipped   # 0 when every packet decoded
     """
 
     def __init__(self, path: str | Path, container: av.container.InputContainer, stream: av.stream.Stream, *,

@@ -33,8 +33,11 @@ frames as the probabilities are.
 Everything is kept in ``ood.npz`` in the model folder (plain arrays, no pickles), written by
 :func:`helpers.pipeline.ensure_models` from the run's cached features.
 
->>> ref = fit_reference({"video": train_pool_means}, groups)          # doctest: +SKIP
->>> ref.distances({"video": new_pool_means}) / ref.thresholds["video"]  # doctest: +SKIP
+>>> rng = np.random.default_rng(0)
+>>> ref = fit_reference({"video": rng.normal(size=(40, 8))}, groups=np.arange(40) // 2)
+>>> near, far = ref.distances({"video": np.stack([np.zeros(8), np.full(8, 10.0)])})["video"] / ref.thresholds["video"]
+>>> bool(near < 1 < far)  # a clip like the training ones, and one far from all of them
+True
 """
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ after its run, shows every bar frozen at zero. :func:`progress_bar` gives the sa
 bar, shown under a display id and shown again when it closes: the saved output then reads as the
 bar ended (``features: 100%|##########| 62/62 [...]``). In a terminal it is tqdm's text bar.
 
->>> with progress_bar(total=3, desc="clips", unit="clip", disable=True) as bar:  # doctest: +SKIP
-...     bar.update(3)
+>>> sum(progress_bar(range(4), desc="clips", unit="clip", disable=True))  # iterate over it as over range(4)
+6
 """
 from __future__ import annotations
 

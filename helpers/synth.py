@@ -17,10 +17,10 @@ measured (see ``data/README.md``, the dataset card):
 * hard cases (split ``hard``) mirror the paper's two failures: a horror scene with fast action-like
   motion, and a romance scene in low light.
 
-Example
--------
->>> from helpers.synth import generate_dataset  # doctest: +SKIP
->>> manifest = generate_dataset("smoke", "data/generated/synth-smoke")  # doctest: +SKIP
+Usage (a few minutes on a CPU)::
+
+    from helpers.synth import generate_dataset
+    manifest = generate_dataset("smoke", "data/generated/synth-smoke")
 """
 from __future__ import annotations
 

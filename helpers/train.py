@@ -151,8 +151,10 @@ def train_keras_model(build: Callable[[], object], train: tuple[dict, np.ndarray
     y)`` pairs as :func:`helpers.features.sequence_inputs` makes them; a model with named inputs is given
     only those. The folder's config names the model (``method``: the model's name).
 
-    >>> train_keras_model(lambda: build_attention(40, 2048), (x_tr, y_tr), (x_va, y_va), "models/attention_seed0",
-    ...                   profile="smoke", seed=0)  # doctest: +SKIP
+    Usage (notebook 08)::
+
+        train_keras_model(lambda: build_attention(40, 2048), (x_tr, y_tr), (x_va, y_va), "models/attention_seed0",
+                          profile="smoke", seed=0)
     """
     prof = get_profile(profile)
     batch_size = batch_size or get_method("lstm_pool").batch_size

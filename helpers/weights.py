@@ -6,8 +6,9 @@ In order: a file the user names (an argument, ``--weights`` or ``VGENRE_WEIGHTS`
 missing file, where to get it and where to put it. A file found locally is hashed once per
 process, and no network probe is made when one is found.
 
->>> resolve_weights("smoke").source  # doctest: +SKIP
-'random'
+Usage::
+
+    resolve_weights("smoke").source   # 'random' on a machine without the ImageNet file and offline
 """
 from __future__ import annotations
 
