@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.config import HEAD_FIELDS, Profile, get_profile, settings_key
+from helpers.errors import SettingError
 from helpers.weights import RANDOM_SEED, WEIGHTS_FILE, WeightsError, WeightsStatus, resolve_weights
 
 COURSE = ("POOL_DIM", "inception_v3_bottleneck", "preprocess", "uint8_extractor", "frame_examples",
@@ -43,7 +44,7 @@ def resolve_precision(precision: str) -> str:
 
         return "bfloat16" if bfloat16_supported() else "float32"
     if precision not in ("float32", "bfloat16"):
-        raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', got {precision!r}")
+        raise SettingError(f"precision must be 'auto', 'float32' or 'bfloat16', got {precision!r}")
     return precision
 
 
@@ -76,7 +77,7 @@ class Backbone:
         from helpers.course.inceptionv3_transfer_learning import inception_v3_bottleneck, uint8_extractor
 
         if input_size < 75:
-            raise ValueError(f"InceptionV3 needs inputs of at least 75x75 pixels, got {input_size}")
+            raise SettingError(f"InceptionV3 needs inputs of at least 75x75 pixels, got {input_size}")
         precision = resolve_precision(precision)
         self.input_size, self.status, self.precision = input_size, status, precision
         if model is not None:
@@ -260,7 +261,7 @@ def fine_tune_top_blocks(backbone: Backbone, head, frames: np.ndarray, labels: n
 
     names = [layer.name for layer in backbone.model.layers]
     if blocks_from not in names:
-        raise ValueError(f"no layer {blocks_from!r} in InceptionV3; try one of mixed0 ... mixed10")
+        raise SettingError(f"no layer {blocks_from!r} in InceptionV3; try one of mixed0 ... mixed10")
     copy = keras.models.clone_model(backbone.model)
     copy.set_weights(backbone.model.get_weights())
     head = keras.models.clone_model(head)

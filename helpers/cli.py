@@ -454,13 +454,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """The package's errors about what the user gave (files, settings, room to write): the root
-    :class:`~helpers.errors.VgenreError`, printed in one line without a traceback (and, until they
-    sit under the root, the classes of modules that still derive from ``ValueError`` alone)."""
-    from helpers.config import ConfigError
-    from helpers.reference import ReferenceError
-    from helpers.weights import WeightsError
-
-    return (VgenreError, *(c for c in (ConfigError, ReferenceError, WeightsError) if not issubclass(c, VgenreError)))
+    :class:`~helpers.errors.VgenreError`, printed in one line without a traceback."""
+    return (VgenreError,)
 
 
 if __name__ == "__main__":

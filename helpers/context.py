@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from helpers.config import ConfigError, Profile, data_dir as default_data_dir, get_profile, runs_dir
+from helpers.errors import SettingError
 
 METRIC_KINDS = {
     "lesson": "compared: a verdict word must be equal, an accuracy must fall inside the reference's interval",
@@ -124,7 +125,7 @@ class RunContext:
         (:func:`helpers.reference.lesson_note`).
         """
         if kind not in METRIC_KINDS:
-            raise ValueError(f"metric {name!r}: unknown kind {kind!r}; choose one of {', '.join(METRIC_KINDS)}")
+            raise SettingError(f"metric {name!r}: unknown kind {kind!r}; choose one of {', '.join(METRIC_KINDS)}")
         metrics = self.metrics()
         metrics[name] = value.item() if hasattr(value, "item") else value
         kinds = json.loads(self.kinds_file.read_text()) if self.kinds_file.exists() else {}

@@ -28,7 +28,7 @@ import numpy as np
 from helpers.audio import decode_audio
 from helpers.config import GENRES
 from helpers.manifest import MANIFEST_NAME, clip_path, read_manifest, write_manifest
-from helpers.errors import VgenreError
+from helpers.errors import SettingError, VgenreError
 from helpers.media import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, check_decoded, folder_reason, open_media,
                            still_image_reason, stream_duration, video_frames)
 
@@ -308,7 +308,7 @@ class GroupedSplit:
     def __init__(self, test_size: float = 0.1, val_size: float = 0.1,
                  random_state: int | np.random.RandomState | None = 0):
         if not 0 < test_size < 1 or not 0 <= val_size < 1 or test_size + val_size >= 1:
-            raise ValueError(f"test_size and val_size must be fractions summing below 1, got {test_size}, {val_size}")
+            raise SettingError(f"test_size and val_size must be fractions summing below 1, got {test_size}, {val_size}")
         self.test_size, self.val_size, self.random_state = test_size, val_size, random_state
 
     def split(self, X, y, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -336,7 +336,7 @@ class GroupedSplit:
         for g, genre in enumerate(genres):
             own = np.flatnonzero(home == g)
             if len(own) < len(sides):
-                raise ValueError(f"GroupedSplit: genre {genre} has only {len(own)} group(s); a {'/'.join(sides)} "
+                raise CurationError(f"GroupedSplit: genre {genre} has only {len(own)} group(s); a {'/'.join(sides)} "
                                  f"split needs at least {len(sides)} without splitting a group")
             order = own[rng.permutation(len(own))]
             smallest = np.argsort(sizes[order], kind="stable")[:len(sides) - 1]  # the groups held out first

@@ -22,6 +22,7 @@ import numpy as np
 
 from helpers.audio import AudioSink
 from helpers.course.frame_rate_experiments import samples_due
+from helpers.errors import SettingError
 from helpers.media import (MediaError, StreamDecoder, check_decoded, demux_frames, open_media, stream_duration,
                            video_frames)
 
@@ -112,12 +113,12 @@ def decode_video(path: str | Path, requests: Sequence[tuple[float, tuple[int, in
         clip.share   # 1.0 when the whole file decodes
     """
     if not requests:
-        raise ValueError("requests must name at least one (fps, size) pair")
+        raise SettingError("requests must name at least one (fps, size) pair")
     for fps, size in requests:
         if not fps or fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps!r}")
+            raise SettingError(f"fps must be positive, got {fps!r}")
         if size is not None and (len(size) != 2 or min(size) < 1):
-            raise ValueError(f"size must be (height, width) with positive values, got {size!r}")
+            raise SettingError(f"size must be (height, width) with positive values, got {size!r}")
     path = Path(path)
     kept: list[list[np.ndarray]] = [[] for _ in requests]
     stamps: list[list[float]] = [[] for _ in requests]
@@ -214,7 +215,7 @@ def sliding_starts(n: int, length: int, stride: int) -> list[int]:
     """First steps of the sliding windows over *n* steps: every *stride*, and one more for a tail
     the last full window leaves out (see :func:`make_sequences`)."""
     if stride < 1:
-        raise ValueError(f"stride must be at least 1, got {stride}")
+        raise SettingError(f"stride must be at least 1, got {stride}")
     starts = list(range(0, max(1, n - length + 1), stride))
     if starts[-1] + length < n:
         starts.append(starts[-1] + stride)
@@ -240,7 +241,7 @@ def make_sequences(features: np.ndarray, length: int = 40, *, policy: str = "pad
     """
     features = np.asarray(features)
     if length < 1:
-        raise ValueError(f"length must be at least 1, got {length}")
+        raise SettingError(f"length must be at least 1, got {length}")
     n = len(features)
     if n == 0:
         raise ValueError("features are empty: a clip needs at least one sampled frame")
@@ -252,7 +253,7 @@ def make_sequences(features: np.ndarray, length: int = 40, *, policy: str = "pad
     elif policy == "sliding":
         starts = sliding_starts(n, length, stride or length) if starts is None else list(starts)
     else:
-        raise ValueError(f"policy must be 'pad' or 'sliding', got {policy!r}")
+        raise SettingError(f"policy must be 'pad' or 'sliding', got {policy!r}")
     windows = np.zeros((len(starts), length) + features.shape[1:], features.dtype)
     mask = np.zeros((len(starts), length), bool)
     for w, s in enumerate(starts):

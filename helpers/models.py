@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from helpers.config import GENRES, Profile
+from helpers.errors import SettingError
 
 N_CLASSES = len(GENRES)
 
@@ -64,7 +65,7 @@ def builders(overrides: dict | None = None) -> SimpleNamespace:
 
     unknown = set(overrides or ()) - set(BUILDERS)
     if unknown:
-        raise ValueError(f"unknown builder(s) {', '.join(sorted(unknown))}; the builders are {', '.join(BUILDERS)}")
+        raise SettingError(f"unknown builder(s) {', '.join(sorted(unknown))}; the builders are {', '.join(BUILDERS)}")
     return SimpleNamespace(**({name: getattr(course, name) for name in BUILDERS} | dict(overrides or {})))
 
 
@@ -186,4 +187,4 @@ def get_method(name: str) -> Method:
     try:
         return METHODS[name]
     except KeyError:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
+        raise SettingError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
