@@ -295,7 +295,10 @@ def seed_table(reference: dict, other: dict) -> dict:
     another set of training seeds: ``{"seeds": [...], "other_seeds": [...], "rows": [...]}``.
 
     A row is *settled* when the word is the same (a verdict) or the other run's accuracy lies inside
-    the reference's interval (an accuracy). Setup and shown metrics are not lessons and are left out.
+    the reference's interval (an accuracy). Setup and shown metrics are not lessons and are left out,
+    and so are the notebooks the other run did not execute (``vgenre run --seeds 3,4,5 --only 04 05 06
+    07 08``: notebooks 00-03 train nothing, so their lessons do not depend on the seeds); the table
+    lists them under ``not_run``.
     """
     if reference.get("profile") != other.get("profile"):
         raise ReferenceError(f"a seed table needs two runs of one profile: {reference.get('profile')} and "
@@ -303,8 +306,11 @@ def seed_table(reference: dict, other: dict) -> dict:
     if reference.get("seeds") and reference.get("seeds") == other.get("seeds"):
         raise ReferenceError(f"both runs used seeds {_seeds(other.get('seeds'))}; run the second with "
                              "`vgenre run --seeds ...` (other seeds)")
-    rows = []
+    rows, not_run = [], []
     for notebook, metrics in sorted(reference["metrics"].items()):
+        if notebook not in other["metrics"]:
+            not_run.append(notebook)
+            continue
         for name, value in sorted(metrics.items()):
             if name.endswith("_ci") or kind_of(notebook, name, {}, reference) != "lesson":
                 continue
@@ -312,7 +318,7 @@ def seed_table(reference: dict, other: dict) -> dict:
             _, same = compare_lesson(value, new, metrics.get(f"{name}_ci"))
             rows.append({"notebook": notebook, "metric": name, "reference": value, "other": new,
                          "seeds": other.get("seeds"), "settled": bool(same)})
-    return {"seeds": reference.get("seeds"), "other_seeds": other.get("seeds"), "rows": rows}
+    return {"seeds": reference.get("seeds"), "other_seeds": other.get("seeds"), "rows": rows, "not_run": not_run}
 
 
 def add_seed_table(reference: str | Path, run: str | Path) -> tuple[Path, dict]:
@@ -331,7 +337,9 @@ def format_seed_table(table: dict) -> str:
     lines = _table(rows, [("notebook", lambda r: r.notebook), ("lesson", lambda r: r.metric),
                           (a, lambda r: _show(r.reference)), (b, lambda r: _show(r.run)), ("", lambda r: r.status)])
     n = sum(r["settled"] for r in table["rows"])
-    return "\n".join(lines + [f"{n} of {len(table['rows'])} lessons settled (the same under both seed sets)"])
+    skipped = table.get("not_run") or []
+    return "\n".join(lines + [f"{n} of {len(table['rows'])} lessons settled (the same under both seed sets)"]
+                     + ([f"not run with the other seeds (they train nothing): {', '.join(skipped)}"] if skipped else []))
 
 
 def lesson_note(profile: str, notebook: str, name: str, word: str) -> str | None:

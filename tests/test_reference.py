@@ -181,3 +181,16 @@ def test_committed_readme_table_is_the_default_reference():
     assert table == results_table(load_reference(ref))
     assert load_reference(ref)["profile"] == "default"
     assert load_reference(REPO / "references" / "smoke.json")["profile"] == "smoke"
+
+
+def test_a_seed_run_of_the_training_notebooks_only_leaves_the_others_out_of_the_table(reference, tmp_path, capsys):
+    """`vgenre run --seeds 3,4,5 --only 04 05 06 07 08`: a notebook the second run did not execute trains
+    nothing, so its lessons are listed as not run, not as unsettled."""
+    other = drifted()
+    other.pop("06_error_analysis")
+    run = write_summary(tmp_path / "seeds_345_some", other, seeds=(3, 4, 5))
+    assert main(["seed-table", str(reference), str(run)]) == 0
+    out = capsys.readouterr().out
+    table = load_reference(reference)["seed_table"]
+    assert table["not_run"] == ["06_error_analysis"] and "hard_acc_lstm_pool" not in {r["metric"] for r in table["rows"]}
+    assert all(r["settled"] for r in table["rows"]) and "not run with the other seeds" in out
