@@ -128,8 +128,9 @@ def save_reference(run: str | Path, out: str | Path) -> Path:
     """Write the reference of the run at *run* (folder or summary.json) to *out*; return *out*.
 
     It keeps the metrics, their kinds and what they were measured on (profile, seeds, backend,
-    versions, machine with its CPU model), not the run's paths or wall times. A seed table already
-    in *out* is kept when the seeds are the same (redo it with :func:`seed_table` after a new run).
+    versions, machine with its CPU model), not the run's paths or wall times. A seed table of an
+    earlier reference in *out* is not carried over (it described other runs): add the new run's with
+    ``vgenre seed-table``.
     """
     data = load_run(run)
     cores = data["metrics"].get("00_setup", {}).get("n_cpus")  # the run's machine, as it recorded
