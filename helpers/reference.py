@@ -462,11 +462,30 @@ def other_results(reference: dict) -> list[str]:
                    f"{nb04['same_film_neighbours']:.0%} come from its film's other clip, "
                    f"{nb04.get('same_film_neighbours_if_mixed', float('nan')):.0%} would if a genre's clips were "
                    f"shuffled between its films.")
-    table_i = [k for k in nb05 if k.startswith("verdict_") and k != "verdict_wide_vs_deep"]
+    ablations = ("verdict_order_", "verdict_softmax_", "verdict_balanced_")
+    table_i = [k for k in nb05 if k.startswith("verdict_") and k != "verdict_wide_vs_deep" and not k.startswith(ablations)]
     if table_i:
         out.append("- Table I's comparisons (notebook 05, paired over the test clips, each clip scored by its share of "
                    "seeds): " + "; ".join(f"{k[len('verdict_'):].replace('_vs_', ' against ').replace('_', ' ')}: "
                                           f"{word('05_lstm_training', k)}" for k in sorted(table_i)) + ".")
+    order = {"lstm_pool": "`lstm_pool`", "mlp": "`mlp`", "frame_average": "`frame_average` (the control)"}
+    if any(f"verdict_order_{m}" in nb05 for m in order):
+        out.append("- Order (notebook 05): the trained models on ordered against shuffled test steps: "
+                   + ", ".join(f"{name} {word('05_lstm_training', f'verdict_order_{m}')}" for m, name in order.items()
+                               if f"verdict_order_{m}" in nb05)
+                   + (f"; `lstm_pool` trained on ordered against shuffled steps (first seed, "
+                      f"{_acc(nb05, 'test_acc_lstm_pool_shuffled_training')} when trained shuffled): "
+                      f"{word('05_lstm_training', 'verdict_order_training')}" if "verdict_order_training" in nb05 else "")
+                   + ".")
+    if "verdict_balanced_vs_early_fusion" in nb05:
+        out.append(f"- Fusion with both senses projected to the same width (notebook 05, first seed): "
+                   f"{_acc(nb05, 'test_acc_balanced_fusion')}; against early fusion: "
+                   f"{word('05_lstm_training', 'verdict_balanced_vs_early_fusion')}.")
+    if "verdict_softmax_crossed_vs_plain" in nb05:
+        out.append(f"- `lstm_softmax` on features from heads that did not see the clip (notebook 05, first seed): "
+                   f"{_acc(nb05, 'test_acc_lstm_softmax_crossed')}; against the run's head: "
+                   f"{word('05_lstm_training', 'verdict_softmax_crossed_vs_plain')}; `lstm_pool` against it: "
+                   f"{word('05_lstm_training', 'verdict_softmax_pool_vs_crossed')}.")
     if "verdict_wide_vs_deep" in nb05 and "test_acc_deep_lstm" in nb05:
         out.append(f"- Wide against deep (notebook 05, first seed, about the same number of LSTM weights): one layer of "
                    f"the profile's width against two of {nb05.get('deep_lstm_units', '?')} units "
