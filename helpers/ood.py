@@ -279,10 +279,10 @@ class Familiarity:
         """One line for people: the score, what 1 means, and whether to trust the label."""
         largest = max(self.parts, key=self.parts.get) if self.parts else ""
         others = ", ".join(f"{s} {v:.2f}" for s, v in self.parts.items() if s != largest)
-        verdict = ("familiar: as close to the training clips as they are to each other" if self.familiar
+        verdict = ("familiar, as close to the training clips as they are to each other" if self.familiar
                    else "unlike anything in training: do not trust this label")
         source = f", from the {largest} part" + (f" (the others: {others})" if others else "") if largest else ""
-        return f"out-of-distribution score {self.score:.2f}{source}; above 1 = unfamiliar: {verdict}"
+        return f"out-of-distribution score {self.score:.2f}{source}, where above 1 is unfamiliar: {verdict}"
 
 
 def familiarity(reference: OODReference, vectors: dict[str, np.ndarray], weights: np.ndarray) -> Familiarity:

@@ -227,10 +227,12 @@ def keep_trained(ctx: RunContext, clips: ClipSet, method: str, seed: int, model,
 
 
 def _trained_and_loaded(trained: int, loaded: int) -> str:
-    """``3 models trained, 6 loaded from the run``; ``9 models loaded from the run``; ``1 model trained``."""
-    first, n = ("trained", trained) if trained else ("loaded from the run", loaded)
+    """``3 models trained, 6 already in the run``; ``9 models already in the run``; ``1 model trained``
+    (already in the run: trained by an earlier notebook or cell, with the same features, settings and
+    builders)."""
+    first, n = ("trained", trained) if trained else ("already in the run", loaded)
     text = f"{n} model{'s' * (n != 1)} {first}"
-    return f"{text}, {loaded} loaded from the run" if trained and loaded else text
+    return f"{text}, {loaded} already in the run" if trained and loaded else text
 
 
 def training_data_of(ctx: RunContext, n_train: int) -> str:

@@ -59,8 +59,8 @@ def test_every_registry_model_names_its_layers():
 def test_the_models_bar_says_what_was_trained_and_what_loaded():
     from helpers.pipeline import _trained_and_loaded
 
-    assert _trained_and_loaded(3, 6) == "3 models trained, 6 loaded from the run"
-    assert _trained_and_loaded(0, 9) == "9 models loaded from the run"
+    assert _trained_and_loaded(3, 6) == "3 models trained, 6 already in the run"
+    assert _trained_and_loaded(0, 9) == "9 models already in the run"
     assert _trained_and_loaded(1, 0) == "1 model trained"
 
 
