@@ -47,7 +47,8 @@ KAGGLE_TESTS := $(wildcard tests/test_widgets.py tests/test_hosted.py tests/test
                            tests/test_frames.py tests/test_saved_cells.py)
 JAX_TESTS := $(wildcard tests/test_notebooks.py tests/test_exercises.py tests/test_models.py tests/test_masking.py \
                         tests/test_backbone_and_features.py tests/test_predict.py tests/test_cross_backend.py \
-                        tests/test_beyond.py tests/test_ood.py tests/test_saved_cells.py tests/test_context.py)
+                        tests/test_beyond.py tests/test_ood.py tests/test_saved_cells.py tests/test_context.py \
+                        tests/test_ablations.py tests/test_teaching_04.py)
 
 .PHONY: saved run test smoke lab test-jax test-torch test-colab test-kaggle test-latest test-browser wheel \
 	hosted-constraints clean-runs
