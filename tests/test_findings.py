@@ -61,3 +61,44 @@ def test_solutions_print_their_answer(book):
                      if c["cell_type"] == "code" and "solution" in c["metadata"].get("tags", []))
     printed = {int(n) for n in re.findall(r'print\(\s*f?"(\d+)\.', code)}
     assert printed == set(range(1, count + 1)), (book, sorted(printed))
+
+
+# Wording that hands the outcome to the output instead of stating it, or a size from another profile.
+DEFERRALS = [
+    re.compile(r"\bthe printed\b[^.;]*\b(says?|shows?|counts?|weighs?|verdict says)\b", re.I),
+    re.compile(r"\bwhich the printed\b", re.I),
+    re.compile(r"\b(its|the) answer there says\b", re.I),
+    re.compile(r"\bwith a dozen clips\b", re.I),
+    re.compile(r"\bthe verdict below says\b", re.I),
+]
+
+
+def deferrals(cells: list[dict]) -> list[str]:
+    """The markdown sentences of *cells* that leave their answer to the printed output."""
+    found = []
+    for cell in cells:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = " ".join("".join(cell["source"]).split())
+        found += [f"{cell.get('id')}: ...{text[max(0, m.start() - 40):m.end() + 20]}..."
+                  for pattern in DEFERRALS for m in pattern.finditer(text)]
+    return found
+
+
+def test_the_deferrals_catch_the_old_wording():
+    """Phrasings a reader found in 06-08, each caught."""
+    old = ["With a dozen clips a reliability bin holds one or two of them.",
+           "the verdict below says whether the gap is larger than those clips can resolve.",
+           "the printed count says how often that happens here.",
+           "ECE is itself noisy, which the printed lines show when the two sides disagree.",
+           "so its answer there says which half's cues weigh more for it.",
+           "The printed lines say at which factor a part crosses.",
+           "The printed verdict weighs the two on this run's test clips."]
+    cells = [{"cell_type": "markdown", "id": str(k), "source": [s]} for k, s in enumerate(old)]
+    assert len({hit.split(":")[0] for hit in deferrals(cells)}) == len(old)
+
+
+@pytest.mark.parametrize("book", BOOKS, ids=[b[:2] for b in BOOKS])
+def test_markdown_states_answers_instead_of_pointing_at_the_output(book):
+    cells = json.loads((NOTEBOOKS / book).read_text())["cells"]
+    assert deferrals(cells) == []
