@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -118,8 +119,8 @@ def test_leak_sentences_follow_the_recorded_verdicts(metrics, smoke_run):
     assert words[leak] in text01 and ("that gap is the leak" in text01) == (leak == "ahead")
     text06 = printed("06_error_analysis.ipynb")
     assert words[metrics["06"]["split_verdict_lstm_pool"]] in text06
-    dark = {"ahead": "darkening pushes predictions toward", "behind": "darkening pulls predictions away",
-            "not distinguishable": "cannot show a shift toward"}
+    dark = {"ahead": "pushes predictions toward the two dark genres", "behind": "pulls predictions away from the two dark",
+            "not distinguishable": "cannot tell from no shift"}
     assert dark[metrics["06"]["darkening_shift_verdict"]] in text06
 
 
@@ -183,9 +184,10 @@ def test_lstm_notebook_prints_the_verdicts_it_records(metrics, smoke_run):
         assert low <= m[f"test_acc_{method}"] <= high
     cells = json.loads((smoke_run / "05_lstm_training.ipynb").read_text())["cells"]
     printed = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code"
-                      and "verdicts = {" in "".join(c["source"]) for o in c["outputs"])  # the Table I verdicts
+                      and re.search(r"^verdicts = \{", "".join(c["source"]), re.M) for o in c["outputs"])  # Table I's
     lines = [line for line in printed.splitlines() if line.startswith("- ")]
-    keys = ("lstm_vs_single_frame", "lstm_vs_frame_average", "pool_vs_softmax", "fusion_vs_single_modality")
+    keys = ("lstm_vs_single_frame", "lstm_vs_frame_average", "pool_vs_softmax", "fusion_vs_single_modality",
+            "lstm_vs_colour_stats", "fusion_vs_colour_and_motion", "lstm_vs_colour_and_motion")
     assert len(lines) == len(keys)
     for key, line in zip(keys, lines):
         word = m[f"verdict_{key}"]
@@ -193,6 +195,11 @@ def test_lstm_notebook_prints_the_verdicts_it_records(metrics, smoke_run):
         assert (" ahead of " in line if word == "ahead" else f" {word} " in line), (key, word, line)
     everything = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c["outputs"])
     assert "within 0.02" not in everything and "usually close" not in everything
+    # the order ablation: the control cannot move, and the conclusion follows the two test-time verdicts
+    assert m["verdict_order_frame_average"] == "not distinguishable"
+    relies = any(m[f"verdict_order_{k}"] == "ahead" for k in ("lstm_pool", "mlp"))
+    assert ("lose accuracy when the order is taken away" in everything) == relies
+    assert ("do not rely on it to answer" in everything) == (not relies)
 
 
 def test_error_analysis_measures(metrics):
