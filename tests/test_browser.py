@@ -372,11 +372,13 @@ def test_solutions_stay_collapsed_until_opened(page, lab, executed):
     placeholder until the student clicks it open."""
     cells = json.loads(executed.read_text())["cells"]
     solutions = [c for c in cells if "solution" in c["metadata"].get("tags", [])]
-    first_code = next("".join(c["source"]).splitlines()[0] for c in solutions if c["cell_type"] == "code")
+    # JupyterLab previews a collapsed cell's first line, so a solution starts with a comment naming it
+    label, first_code = next("".join(c["source"]).splitlines()[:2] for c in solutions if c["cell_type"] == "code")
     panel = open_notebook(page, lab, executed)
     placeholders = panel.locator(".jp-Cell .jp-InputPlaceholder")
     placeholders.first.wait_for()
     assert placeholders.count() == len(solutions)
+    assert label in panel.locator(".jp-InputPlaceholder .jp-PlaceholderText").all_inner_texts()
     assert panel.locator(".jp-Cell .jp-OutputPlaceholder").count() == sum(c["cell_type"] == "code" for c in solutions)
     assert first_code not in panel.inner_text(), "a solution's code is visible before it is opened"
     assert "Exercises" in panel.inner_text()

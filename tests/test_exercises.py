@@ -29,6 +29,8 @@ def test_exercises_then_hidden_solutions_then_summary(book):
     assert any(c["cell_type"] == "code" for c in solutions), f"{book.name}: no solution code to run"
     for c in solutions:
         assert hidden(c) and "solution" in c["metadata"].get("tags", []), f"{book.name}: a solution cell is not collapsed"
+        if c["cell_type"] == "code":  # JupyterLab shows a collapsed cell's first line: it names, not answers
+            assert re.match(r"# Solutions? \d", "".join(c["source"])), f"{book.name}: a solution starts with its answer"
     for c in cells[:start]:
         assert "solution" not in c["metadata"].get("tags", []), f"{book.name}: a solution before the exercises"
     assert sum("parameters" in c["metadata"].get("tags", []) for c in cells) == 1
