@@ -67,9 +67,9 @@ def conv3d_model(seq_len, thumb_size=32, *, dense_units=64, dropout=0.3):
     mask = keras.Input((seq_len,), dtype="bool", name="mask")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="to_minus1_1")(thumbs)
     x = zero_padded(x, mask)  # padded steps: 0, not -1
-    for k, filters in enumerate((16, 32), start=1):
+    for k, (filters, pool) in enumerate([(16, (1, 2, 2)), (32, (2, 2, 2))], start=1):  # space, then time too
         x = layers.Conv3D(filters, 3, padding="same", activation="relu", name=f"conv{k}")(x)
-        x = layers.MaxPooling3D((1, 2, 2), name=f"pool{k}")(x)
+        x = layers.MaxPooling3D(pool, name=f"pool{k}")(x)
     x = layers.Conv3D(32, 3, padding="same", activation="relu", name="conv3")(x)
     x = layers.GlobalAveragePooling3D(name="clip_mean")(x)
     return keras.Model({"thumbs": thumbs, "mask": mask}, classifier(x, dense_units, dropout), name="conv3d")
