@@ -57,6 +57,21 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"{category.__name__}: {message}\n"
 
 
+def _check_template(name: str, readme) -> None:
+    """Raise :class:`SettingError` unless *readme* is a README template (or a ``(lead, part)`` pair)
+    that ``str.format`` can parse."""
+    import string
+
+    parts = (readme,) if isinstance(readme, str) else tuple(readme) if isinstance(readme, tuple) else ()
+    if not parts or len(parts) > 2 or not all(isinstance(p, str) for p in parts):
+        raise SettingError(f"metric {name!r}: readme= takes a template string or a (lead, part) pair, got {readme!r}")
+    try:
+        for part in parts:
+            list(string.Formatter().parse(part))
+    except ValueError as exc:
+        raise SettingError(f"metric {name!r}: its README template {readme!r} does not parse ({exc})") from None
+
+
 def _write_json(path: Path, data: dict) -> None:
     """Write *data* to *path* atomically (:mod:`helpers.fileio`: nothing partial left on a failure)."""
     from helpers.fileio import write_json
@@ -110,7 +125,7 @@ class RunContext:
         """Where :meth:`record_metric` keeps the kind of each number (see :data:`METRIC_KINDS`)."""
         return self.run_dir / "metrics" / f"{self.notebook}.kinds.json"
 
-    def record_metric(self, name: str, value, *, kind: str = "shown") -> None:
+    def record_metric(self, name: str, value, *, kind: str = "shown", readme: str | tuple[str, str] | None = None) -> None:
         """Record one number (or short string or list) the notebook measured, for ``summary.json``.
 
         *kind* says how ``vgenre check`` treats it (:data:`METRIC_KINDS`): a ``lesson`` (a verdict
@@ -123,7 +138,15 @@ class RunContext:
 
         A lesson that the reference's second seed set did not reproduce is printed as not settled
         (:func:`helpers.reference.lesson_note`).
+
+        *readme* declares the README line this metric appears in, beside the value: a ``str.format``
+        template whose fields name metrics of this notebook (``{}``: this one; ``{label}``: the varying
+        part of an f-string name), or ``(lead, part)`` to join the parts of an f-string name into one
+        line. ``vgenre readme-table`` collects it from the notebook's source and fills it from a
+        reference (:func:`helpers.reference.declared_lines`); here it is only checked for syntax.
         """
+        if readme is not None:
+            _check_template(name, readme)
         if kind not in METRIC_KINDS:
             raise SettingError(f"metric {name!r}: unknown kind {kind!r}; choose one of {', '.join(METRIC_KINDS)}")
         metrics = self.metrics()
@@ -139,13 +162,13 @@ class RunContext:
             if note:
                 print(note)
 
-    def record_accuracy(self, name: str, value: float, interval) -> None:
+    def record_accuracy(self, name: str, value: float, interval, *, readme: str | tuple[str, str] | None = None) -> None:
         """Record an accuracy and its 95% interval (``name`` and ``name_ci``) as a lesson: the check
         asks that another run's accuracy fall inside this interval. *interval* is an
         :class:`~helpers.evaluate.Estimate` or ``(low, high)``; it is stored at full precision, so an
         accuracy on the interval's bound counts as inside."""
         low, high = (interval.low, interval.high) if hasattr(interval, "low") else interval
-        self.record_metric(name, float(value), kind="lesson")
+        self.record_metric(name, float(value), kind="lesson", readme=readme)
         self.record_metric(f"{name}_ci", [float(low), float(high)], kind="lesson")
 
     def save_fig(self, fig, name: str, *, dpi: int = 90) -> Path:

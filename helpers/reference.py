@@ -382,12 +382,14 @@ METHOD_NOTES = {"colour_stats": "baseline: logistic regression on colour histogr
                 "late_fusion": "pool LSTM + audio model"}
 
 
-def results_table(reference: dict) -> str:
-    """The README's results table (markdown) from the metrics notebook 05 recorded in *reference*."""
+def results_table(reference: dict, notebooks: str | Path = "notebooks") -> str:
+    """The README's results table (markdown) from the metrics notebook 05 recorded in *reference*, then
+    the lines the notebooks under *notebooks* declare (:func:`other_results`) and the seed lines."""
+    from helpers.models import METHODS
+
     m = reference["metrics"].get("05_lstm_training", {})
     methods = [k[len("test_acc_std_"):] for k in m if k.startswith("test_acc_std_")]
-    order = ["colour_stats", "colour_and_motion", "single_frame", "frame_average", "mlp", "conv3d", "lstm_softmax",
-             "lstm_pool", "audio_only", "early_fusion", "late_fusion"]
+    order = [*BASELINES, *METHODS]  # the cheap baselines, then the registry's order (Table I's)
     methods.sort(key=lambda x: order.index(x) if x in order else len(order))
     if not methods:
         raise ReferenceError("the reference has no test accuracies of notebook 05 (test_acc_std_<method>)")
@@ -403,7 +405,7 @@ def results_table(reference: dict) -> str:
         name = f"`{x}`" + (f" ({METHOD_NOTES[x]})" if x in METHOD_NOTES else "")
         lines.append(f"| {name} | {acc} | {_show(ci) if ci else '-'} | {m.get(f'test_f1_{x}', float('nan')):.3f} "
                      f"| {PAPER_TABLE_I.get(x, '')} |")
-    lines += ["", *other_results(reference), *seed_lines(reference)]
+    lines += ["", *other_results(reference, notebooks), *seed_lines(reference)]
     setup = reference["metrics"].get("00_setup", {})
     lines += ["", f"Profile `{reference.get('profile')}`, seeds {_seeds(reference.get('seeds'))}, "
               f"backend {reference.get('backend')} "
@@ -419,116 +421,166 @@ def _acc(metrics: dict, name: str) -> str:
     return f"{metrics[name]:.3f}" + (f" {_show(ci)}" if ci else "")
 
 
-def other_results(reference: dict) -> list[str]:
-    """Bullet lines for the README: what notebooks 01, 02, 04, 05 and 06 measured in the reference run."""
-    m = reference["metrics"]
-    nb01, nb02, nb06 = (m.get(k, {}) for k in ("01_data_curation", "02_frame_rate_experiments", "06_error_analysis"))
-    loose = unsettled(reference)
+@dataclass(frozen=True)
+class Declared:
+    """A README line declared where a notebook records a metric (``readme=`` of ``record_metric``).
 
-    def word(notebook: str, key: str, text: str | None = None) -> str:
-        """A recorded verdict in bold, marked when the second seed set did not reproduce it."""
-        value = m.get(notebook, {}).get(key)
-        shown = f"**{text or value}**"
-        row = loose.get((notebook, key))
-        return shown + (f" (not settled: seeds {_seeds(row['seeds'])} gave {_show(row['other'])})" if row else "")
+    *name* is the metric's name, or a pattern (from an f-string name: one line part per recorded
+    metric that matches); *lead* starts the line when the parts of a pattern are joined.
+    """
+    notebook: str
+    name: str
+    template: str | None  # None: a literal name recorded without a line (it only claims the name)
+    lead: str = ""
+    pattern: bool = False
+
+
+def _name_pattern(node) -> tuple[str, bool] | None:
+    """The metric name of a ``record_*`` call: the literal, or a regex for an f-string (None: neither)."""
+    import ast
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value, False
+    if isinstance(node, ast.JoinedStr):
+        return "".join(re.escape(v.value) if isinstance(v, ast.Constant) else "(.+?)" for v in node.values), True
+    return None
+
+
+def declared_lines(notebooks: str | Path) -> list[Declared]:
+    """Every README line the notebooks under *notebooks* declare, in notebook and cell order.
+
+    A line is the ``readme=`` argument of a ``ctx.record_metric`` or ``ctx.record_accuracy`` call: a
+    template (``str.format`` fields name metrics the same notebook records; ``{}`` is the metric of
+    the call, ``{label}`` the part of an f-string name that varies), or a ``(lead, part)`` pair for an
+    f-string name, whose parts, one per metric recorded under that name, are joined after *lead*. A
+    call with a literal name and no ``readme=`` is listed too (template None): it keeps the metric
+    from a pattern's line.
+
+    Raises
+    ------
+    ReferenceError
+        When a ``readme=`` is not a literal string (or pair of strings), naming the notebook and cell.
+    """
+    import ast
 
     out = []
-    if "leakage_verdict" in nb01:
-        linear = (f" (a logistic regression, which cannot remember clips: {_acc(nb01, 'leakage_linear_random_split_acc')}"
-                  f" against {_acc(nb01, 'leakage_linear_grouped_split_acc')}, {word('01_data_curation', 'leakage_verdict_linear')})"
-                  if "leakage_verdict_linear" in nb01 else "")
-        out.append(f"- Leak (notebook 01, a nearest-neighbour colour classifier, five-fold cross-validation over every "
-                   f"clip): folds that ignore films {_acc(nb01, 'leakage_random_split_acc')}, folds that keep films "
-                   f"whole {_acc(nb01, 'leakage_grouped_split_acc')}; the first is {word('01_data_curation', 'leakage_verdict')}{linear}.")
-    rates = sorted((float(k[len("fps_acc_"):]), k) for k in nb02 if k.startswith("fps_acc_") and not k.endswith("_ci"))
-    if rates:
-        out.append("- Frame rate (notebook 02, a cheap classifier): " + ", ".join(f"{r:g} fps {_acc(nb02, k)}" for r, k in rates)
-                   + (f"; the lowest rate not distinguishable from the best: {nb02['knee_fps']:g} fps" if "knee_fps" in nb02
-                      else "") + f". Flashes caught at 1 fps: {nb02.get('flashes_caught_at_1fps', float('nan')):.0%}, at 4 fps: "
-                   f"{nb02.get('flashes_caught_at_4fps', float('nan')):.0%}.")
-    nb04, nb05 = m.get("04_inceptionv3_transfer_learning", {}), m.get("05_lstm_training", {})
-    ran = nb04.get("transfer_rows_run") or []
-    if ran:
-        skipped = nb04.get("transfer_rows_not_run") or []
-        out.append("- Backbone weights (notebook 04, `lstm_pool`, first seed): "
-                   + ", ".join(f"{r.replace('_', ' ')} {_acc(nb04, f'transfer_clip_acc_{r}')}" for r in ran)
-                   + (f"; not run (no ImageNet weights): {', '.join(r.replace('_', ' ') for r in skipped)}" if skipped else "")
-                   + "".join(f"; {k[len('verdict_transfer_'):].replace('_vs_', ' against ').replace('_', ' ')}: "
-                             f"{word('04_inceptionv3_transfer_learning', k)}"
-                             for k in nb04 if k.startswith("verdict_transfer_")) + ".")
-    if "verdict_preprocessing_slip" in nb04:
-        out.append(f"- Preprocessing slip (notebook 04, pixels scaled to [0, 1] for a network that expects [-1, 1]): "
-                   f"the head's frame accuracy {nb04.get('head_frame_test_acc', float('nan')):.3f} -> "
-                   f"{nb04.get('slip_frame_acc', float('nan')):.3f}, `lstm_pool` {_acc(nb04, 'slip_clip_acc')} after "
-                   f"the slip; the slip against the right scaling: {word('04_inceptionv3_transfer_learning', 'verdict_preprocessing_slip')}.")
-    if "same_film_neighbours" in nb04:
-        out.append(f"- Frames clump by film (notebook 04): of a frame's 10 nearest neighbours in other clips, "
-                   f"{nb04['same_film_neighbours']:.0%} come from its film's other clip, "
-                   f"{nb04.get('same_film_neighbours_if_mixed', float('nan')):.0%} would if a genre's clips were "
-                   f"shuffled between its films.")
-    ablations = ("verdict_order_", "verdict_softmax_", "verdict_balanced_")
-    table_i = [k for k in nb05 if k.startswith("verdict_") and k != "verdict_wide_vs_deep" and not k.startswith(ablations)]
-    if table_i:
-        out.append("- Table I's comparisons (notebook 05, paired over the test clips, each clip scored by its share of "
-                   "seeds): " + "; ".join(f"{k[len('verdict_'):].replace('_vs_', ' against ').replace('_', ' ')}: "
-                                          f"{word('05_lstm_training', k)}" for k in sorted(table_i)) + ".")
-    order = {"lstm_pool": "`lstm_pool`", "mlp": "`mlp`", "frame_average": "`frame_average` (the control)"}
-    if any(f"verdict_order_{m}" in nb05 for m in order):
-        out.append("- Order (notebook 05): the trained models on ordered against shuffled test steps: "
-                   + ", ".join(f"{name} {word('05_lstm_training', f'verdict_order_{m}')}" for m, name in order.items()
-                               if f"verdict_order_{m}" in nb05)
-                   + (f"; `lstm_pool` trained on ordered against shuffled steps (first seed, "
-                      f"{_acc(nb05, 'test_acc_lstm_pool_shuffled_training')} when trained shuffled): "
-                      f"{word('05_lstm_training', 'verdict_order_training')}" if "verdict_order_training" in nb05 else "")
-                   + ".")
-    if "verdict_balanced_vs_early_fusion" in nb05:
-        out.append(f"- Fusion with both senses projected to the same width (notebook 05, first seed): "
-                   f"{_acc(nb05, 'test_acc_balanced_fusion')}; against early fusion: "
-                   f"{word('05_lstm_training', 'verdict_balanced_vs_early_fusion')}.")
-    if "verdict_softmax_crossed_vs_plain" in nb05:
-        out.append(f"- `lstm_softmax` on features from heads that did not see the clip (notebook 05, first seed): "
-                   f"{_acc(nb05, 'test_acc_lstm_softmax_crossed')}; against the run's head: "
-                   f"{word('05_lstm_training', 'verdict_softmax_crossed_vs_plain')}; `lstm_pool` against it: "
-                   f"{word('05_lstm_training', 'verdict_softmax_pool_vs_crossed')}.")
-    if "verdict_wide_vs_deep" in nb05 and "test_acc_deep_lstm" in nb05:
-        out.append(f"- Wide against deep (notebook 05, first seed, about the same number of LSTM weights): one layer of "
-                   f"the profile's width against two of {nb05.get('deep_lstm_units', '?')} units "
-                   f"({_acc(nb05, 'test_acc_deep_lstm')}); wide against deep: {word('05_lstm_training', 'verdict_wide_vs_deep')}.")
-    hard = [k for k in ("lstm_pool", "audio_only", "early_fusion", "late_fusion") if f"hard_acc_{k}" in nb06]
-    if hard:
-        out.append("- The paper's two failures (notebook 06, hard cases never trained on): "
-                   + ", ".join(f"`{k}` {_acc(nb06, f'hard_acc_{k}')}" for k in hard) + ".")
-    hidden = [k for k in ("lstm_pool", "audio_only", "late_fusion") if f"mistakes_on_hidden_cues_{k}" in nb06]
-    if hidden:
-        out.append("- Share of each model's test mistakes that fall on clips with a hidden cue (notebook 06): "
-                   + ", ".join(f"`{k}` {nb06[f'mistakes_on_hidden_cues_{k}']:.0%}" for k in hidden) + ".")
-    if "split_verdict_lstm_pool" in nb06:
-        out.append(f"- `lstm_pool` trained and tested on a random split of the same sizes: "
-                   f"{_acc(nb06, 'random_split_acc_lstm_pool')} against {_acc(nb06, 'grouped_split_acc_lstm_pool')} "
-                   f"on the grouped split: {word('06_error_analysis', 'split_verdict_lstm_pool')} (notebook 06).")
-    if "darkening_shift_verdict" in nb06:
-        out.append(f"- Frames darkened to 40%: `lstm_pool` accuracy {nb06.get('brightness_0.4_acc_lstm_pool', float('nan')):.3f} "
-                   f"(1.0: {nb06.get('brightness_1_acc_lstm_pool', float('nan')):.3f}); "
-                   + "the share of Horror and Science Fiction predictions, darkened against as made: "
-                   + word("06_error_analysis", "darkening_shift_verdict") + " (notebook 06).")
-    nb08 = m.get("08_beyond_the_paper", {})
-    designs = [d for d in ("attention", "tconv") if f"verdict_{d}_vs_lstm" in nb08]
-    if designs:
-        names = {"attention": "temporal attention", "tconv": "a temporal convolution"}
-        out.append("- Beyond the paper (notebook 08, the same features, split and seeds as `lstm_pool`): " + ", ".join(
-            f"{names[d]} {_acc(nb08, f'test_acc_{d}')}, {nb08.get(f'params_{d}', 0):,} weights, against the LSTM: "
-            f"{word('08_beyond_the_paper', f'verdict_{d}_vs_lstm')}" for d in designs)
-            + (f" (`lstm_pool`: {nb08['params_lstm_pool']:,} weights)" if "params_lstm_pool" in nb08 else "") + ".")
-    nb07 = m.get("07_classify_your_own_video", {})
-    if "ood_score_demo" in nb07:
-        word = {True: "familiar", False: "**not familiar**"}
-        out.append("- Out-of-distribution score (notebook 07; above 1: farther from the training clips than 99% of them "
-                   "are from each other): " + ", ".join(
-                       f"{name} {nb07[f'ood_score_{key}']:.2f} ({word.get(nb07.get(f'ood_familiar_{key}'), '?')})"
-                       for key, name in (("demo", "the demo clip"), ("grey", "a grey silent clip"), ("noise", "noise"))
-                       if f"ood_score_{key}" in nb07)
-                   + (f"; test clips judged familiar: {nb07['ood_familiar_share_test']:.0%}"
-                      if "ood_familiar_share_test" in nb07 else "") + ".")
+    for path in sorted(Path(notebooks).glob("[0-9][0-9]_*.ipynb")):
+        cells = _read_json(path, "a notebook").get("cells", [])
+        for k, cell in enumerate(cells):
+            if cell.get("cell_type") != "code":
+                continue
+            source = "".join(cell.get("source", []))
+            try:
+                tree = ast.parse("\n".join(l for l in source.splitlines() if not l.lstrip().startswith(("%", "!"))))
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in ("record_metric", "record_accuracy") and node.args):
+                    continue
+                readme = next((kw.value for kw in node.keywords if kw.arg == "readme"), None)
+                name = _name_pattern(node.args[0])
+                if readme is None:  # a literal name still keeps a pattern's line from claiming it
+                    if name is not None and not name[1]:
+                        out.append(Declared(path.stem, name[0], None))
+                    continue
+                try:
+                    text = ast.literal_eval(readme)
+                except ValueError:
+                    text = None
+                if name is None or not (isinstance(text, str) or (isinstance(text, tuple) and len(text) == 2
+                                                                  and all(isinstance(t, str) for t in text))):
+                    raise ReferenceError(f"{path.name}, cell {k}, line {node.lineno}: readme= must be a literal string "
+                                         "(or a pair of them) on a metric named by a literal or an f-string")
+                lead, template = ("", text) if isinstance(text, str) else text
+                out.append(Declared(path.stem, name[0], template, lead, name[1]))
+    return out
+
+
+def _render_value(reference: dict, notebook: str, name: str, spec: str) -> str:
+    """One field of a README line: an accuracy with its interval, a lesson's word in bold (marked when
+    the second seed set did not settle it), else the value (formatted by *spec* when given)."""
+    m = reference["metrics"][notebook]
+    value = m[name]
+    if spec:
+        return format(value, spec)
+    if f"{name}_ci" in m and _is_number(value):
+        text = _acc(m, name)
+    elif isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, list):
+        text = ", ".join(str(v).replace("_", " ") for v in value) or "none"
+    elif isinstance(value, float):
+        text = f"{value:.3f}"
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    else:
+        text = str(value)
+    if ((reference.get("kinds") or {}).get(notebook, {}).get(name) == "lesson" and not f"{name}_ci" in m):
+        text = f"**{text}**"
+        row = unsettled(reference).get((notebook, name))
+        if row:
+            text += f" (not settled: seeds {_seeds(row['seeds'])} gave {_show(row['other'])})"
+    return text
+
+
+def _fill(reference: dict, line: Declared, name: str, label: str) -> str:
+    import string
+
+    m = reference["metrics"][line.notebook]
+    out = []
+    for literal, field, spec, _ in string.Formatter().parse(line.template):
+        out.append(literal)
+        if field is None:
+            continue
+        if field == "label":
+            out.append(label)
+            continue
+        field = field or name
+        if field not in m:
+            raise ReferenceError(f"{line.notebook}: the README line declared with '{line.name}' names '{field}', "
+                                 "which the reference does not hold (renamed or no longer recorded?)")
+        out.append(_render_value(reference, line.notebook, field, spec))
+    return "".join(out)
+
+
+def _specificity(line: Declared) -> float:
+    """How specific a declaration's name is: a literal beats any pattern, a longer literal part wins."""
+    return float("inf") if not line.pattern else len(re.sub(r"\(\.\+\?\)|\\", "", line.name))
+
+
+def other_results(reference: dict, notebooks: str | Path = "notebooks") -> list[str]:
+    """The README's bullet lines: each line a notebook declares (:func:`declared_lines`), filled from
+    *reference*. A recorded metric belongs to the most specific declaration it matches (a literal
+    name, else the pattern with the longest literal part). A line whose metric the reference did not
+    record (a row that did not run) is left out; a line that names a metric the reference lacks
+    raises :class:`ReferenceError`."""
+    declared = declared_lines(notebooks)
+    owner: dict[tuple[str, str], Declared] = {}
+    for notebook in {d.notebook for d in declared}:
+        mine = [d for d in declared if d.notebook == notebook]
+        for name in reference["metrics"].get(notebook, {}):
+            hits = [d for d in mine if (re.fullmatch(d.name, name) if d.pattern else d.name == name)]
+            if hits and not name.endswith("_ci"):
+                owner[notebook, name] = max(hits, key=_specificity)
+    out = []
+    for line in declared:
+        m = reference["metrics"].get(line.notebook, {})
+        where = f" (notebook {line.notebook[:2]})"
+        if line.template is None:
+            continue
+        if not line.pattern:
+            if owner.get((line.notebook, line.name)) is line:
+                out.append(f"- {_fill(reference, line, line.name, '')}{where}.")
+            continue
+        parts = []
+        for name in m:
+            if owner.get((line.notebook, name)) is line:
+                match = re.fullmatch(line.name, name)
+                label = name[match.start(1):match.end(match.lastindex)].replace("_vs_", " against ")
+                parts.append(_fill(reference, line, name, label))
+        if parts:
+            out.append(f"- {line.lead}{'; '.join(parts)}{where}.")
     return out
 
 
@@ -548,8 +600,9 @@ def seed_lines(reference: dict) -> list[str]:
     return ["", line + "."]
 
 
-def write_readme_table(reference: str | Path, readme: str | Path) -> bool:
-    """Rewrite the results table between the README's markers from *reference*; True if it changed.
+def write_readme_table(reference: str | Path, readme: str | Path, notebooks: str | Path | None = None) -> bool:
+    """Rewrite the results table between the README's markers from *reference* and the lines the
+    notebooks declare (*notebooks*; default: ``notebooks/`` beside the README); True if it changed.
 
     Raises
     ------
@@ -561,7 +614,7 @@ def write_readme_table(reference: str | Path, readme: str | Path) -> bool:
     pattern = re.compile(re.escape(RESULTS_START) + r"\n.*?" + re.escape(RESULTS_END), re.S)
     if not pattern.search(text):
         raise ReferenceError(f"{readme}: no results table markers ({RESULTS_START} ... {RESULTS_END})")
-    table = results_table(load_reference(reference))
+    table = results_table(load_reference(reference), readme.parent / "notebooks" if notebooks is None else notebooks)
     new = pattern.sub(lambda _: f"{RESULTS_START}\n{table}\n{RESULTS_END}", text)
     if new != text:
         write_text(readme, new)

@@ -10,7 +10,8 @@ import pytest
 
 from helpers.cli import main
 from helpers.reference import (RESULTS_END, RESULTS_START, ReferenceError, add_seed_table, check, load_reference,
-                               load_run, results_table, save_reference, write_readme_table)
+                               load_run, results_table, save_reference, write_readme_table, declared_lines,
+                               other_results)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -178,7 +179,7 @@ def test_committed_readme_table_is_the_default_reference():
     ref = REPO / "references" / "default.json"
     text = (REPO / "README.md").read_text()
     table = text.split(RESULTS_START + "\n", 1)[1].split("\n" + RESULTS_END, 1)[0]
-    assert table == results_table(load_reference(ref))
+    assert table == results_table(load_reference(ref), REPO / "notebooks")
     assert load_reference(ref)["profile"] == "default"
     assert load_reference(REPO / "references" / "smoke.json")["profile"] == "smoke"
 
@@ -194,3 +195,72 @@ def test_a_seed_run_of_the_training_notebooks_only_leaves_the_others_out_of_the_
     table = load_reference(reference)["seed_table"]
     assert table["not_run"] == ["06_error_analysis"] and "hard_acc_lstm_pool" not in {r["metric"] for r in table["rows"]}
     assert all(r["settled"] for r in table["rows"]) and "not run with the other seeds" in out
+
+
+def _notebook(path: Path, *sources: str) -> Path:
+    cells = [{"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None} for s in sources]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def test_readme_lines_are_declared_where_the_metric_is_recorded(tmp_path):
+    """A README line lives beside the value in the notebook: renaming the metric there and in the
+    reference moves the line with it; a line that names a metric the reference lacks fails loudly."""
+    books = tmp_path / "notebooks"
+    recorded = ('ctx.record_accuracy("test_acc_gru", 0.8, ci, readme="A GRU: {}, against the LSTM: {verdict_gru}")\n'
+                'ctx.record_metric("verdict_gru", v.word, kind="lesson")\n'
+                'for m in ("a", "b"):\n'
+                '    ctx.record_metric(f"share_{m}", s, readme=("Shares: ", "`{label}` {:.0%}"))\n'
+                'ctx.record_metric("share_total", 1.0)  # a literal name: not a part of the shares line\n')
+    _notebook(books / "05_lstm_training.ipynb", "%matplotlib inline\n" + recorded)
+    ref = {"metrics": {"05_lstm_training": {"test_acc_gru": 0.8, "test_acc_gru_ci": [0.7, 0.9], "verdict_gru": "ahead",
+                                            "share_a": 0.25, "share_b": 0.5, "share_total": 1.0}},
+           "kinds": {"05_lstm_training": {"verdict_gru": "lesson", "test_acc_gru": "lesson"}}}
+    assert other_results(ref, books) == [
+        "- A GRU: 0.800 [0.700, 0.900], against the LSTM: **ahead** (notebook 05).",
+        "- Shares: `a` 25%; `b` 50% (notebook 05)."]
+    # renamed in the notebook and in the reference: the line follows
+    _notebook(books / "05_lstm_training.ipynb", recorded.replace("verdict_gru", "verdict_gru_vs_lstm"))
+    ref["metrics"]["05_lstm_training"]["verdict_gru_vs_lstm"] = ref["metrics"]["05_lstm_training"].pop("verdict_gru")
+    ref["kinds"]["05_lstm_training"]["verdict_gru_vs_lstm"] = "lesson"
+    assert other_results(ref, books)[0] == "- A GRU: 0.800 [0.700, 0.900], against the LSTM: **ahead** (notebook 05)."
+    # renamed in the notebook only: the reference lacks the name the line uses
+    _notebook(books / "05_lstm_training.ipynb", recorded.replace("{verdict_gru}", "{verdict_gru_vs_mlp}"))
+    with pytest.raises(ReferenceError, match="names 'verdict_gru_vs_mlp', which the reference does not hold"):
+        other_results(ref, books)
+    # a line whose own metric was not recorded (a row that did not run) is left out
+    del ref["metrics"]["05_lstm_training"]["test_acc_gru"]
+    _notebook(books / "05_lstm_training.ipynb", recorded)
+    assert other_results(ref, books) == ["- Shares: `a` 25%; `b` 50% (notebook 05)."]
+    # a template that is not a literal is refused with the notebook and cell named
+    _notebook(books / "06_error_analysis.ipynb", 'ctx.record_metric("x", 1, readme=text)\n')
+    with pytest.raises(ReferenceError, match="06_error_analysis.ipynb, cell 0, line 1: readme= must be a literal"):
+        other_results(ref, books)
+
+
+def test_every_line_the_notebooks_declare_fills_from_the_default_reference():
+    """No README line of the committed notebooks names a metric the committed reference lacks: a metric
+    renamed in a notebook without a new reference fails here, not silently in the README."""
+    ref = load_reference(REPO / "references" / "default.json")
+    declared = [d for d in declared_lines(REPO / "notebooks") if d.template is not None]
+    literal = [d for d in declared if not d.pattern]
+    assert len(declared) >= 20
+    missing = [f"{d.notebook}: {d.name}" for d in literal if d.name not in ref["metrics"].get(d.notebook, {})]
+    assert not missing, f"declared README lines whose metric the default reference lacks: {missing}"
+    import re
+
+    lines = other_results(ref, REPO / "notebooks")
+    patterns = [d for d in declared if d.pattern]
+    matched = [d for d in patterns if any(re.fullmatch(d.name, k) for k in ref["metrics"].get(d.notebook, {}))]
+    assert len(lines) == len(literal) + len(matched)  # a pattern without a match: rows that did not run offline
+
+
+def test_a_readme_template_that_does_not_parse_is_refused(tmp_path):
+    from helpers.context import start_run
+    from helpers.errors import SettingError
+
+    ctx = start_run("99_scratch", profile="smoke", run_dir=tmp_path / "run", data_dir=tmp_path / "data")
+    with pytest.raises(SettingError, match="does not parse"):
+        ctx.record_metric("x", 1, readme="an open {brace")
+    ctx.record_metric("x", 1, readme="fine: {}")
