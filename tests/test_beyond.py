@@ -135,3 +135,49 @@ def test_notebook_has_one_parameters_cell_and_hidden_solutions():
     assert not any("record_metric" in "".join(c["source"]) for c in solutions)
     assert "".join(summary["source"]).startswith("## Summary") and not summary["metadata"]
     assert nb["metadata"]["kernelspec"]["name"] == "vgenre"
+
+
+def test_the_search_gives_every_design_the_same_budget_and_chooses_on_validation(builders, tmp_path):
+    """Section 4's search cell, run with training replaced by a stub that writes a made-up validation
+    curve: three settings per design (the LSTM included, its widest the one notebook 05 trains), and
+    each design's choice is the setting with the lowest validation loss, never a test number."""
+    import types
+
+    import pandas as pd
+
+    cell = next("".join(c["source"]) for c in _cells() if "grid = {" in "".join(c["source"]))
+    losses = {"lstm_pool_units8": 0.9, "lstm_pool_units4": 0.5, "attention_units8": 0.4, "tconv_kernel_size9": 0.3}
+    trained = []
+
+    def fake_train(build, train, val, out_dir, *, profile, seed):
+        model = build()  # the builder really builds
+        assert model.count_params() > 0 and seed == 0
+        out_dir.mkdir(parents=True)
+        pd.DataFrame({"epoch": [0, 1], "val_loss": [1.0, losses.get(out_dir.name, 0.7)]}).to_csv(out_dir / "log.csv")
+        trained.append(out_dir.name)
+        return out_dir
+
+    lstm_05 = tmp_path / "lstm_pool_seed0"
+    lstm_05.mkdir()
+    pd.DataFrame({"epoch": [0], "val_loss": [0.8]}).to_csv(lstm_05 / "log.csv")
+    recorded = {}
+    P = types.SimpleNamespace(lstm_units=16, dense_units=8, dropout=0.1, seeds=(0, 1))
+    namespace = dict(builders, P=P, T=T, D=D, mean=STATS["mean"], variance=STATS["variance"],
+                     sizes=dict(**STATS, dense_units=8, dropout=0.1), x_train={}, x_val={},
+                     train=types.SimpleNamespace(y=None), val=types.SimpleNamespace(y=None),
+                     lstm_dirs={("lstm_pool", 0): lstm_05},
+                     ctx=types.SimpleNamespace(models_dir=tmp_path, record_metric=lambda k, v, **kw: recorded.update({k: v})))
+    import helpers.train
+
+    original = helpers.train.train_keras_model
+    helpers.train.train_keras_model = fake_train
+    try:
+        exec(compile(cell, "08 search cell", "exec"), namespace)
+    finally:
+        helpers.train.train_keras_model = original
+    grid = namespace["grid"]
+    assert {name: len(settings) for name, settings in grid.items()} == {"lstm_pool": 3, "attention": 3, "tconv": 3}
+    assert list(grid["lstm_pool"])[-1] == f"units={P.lstm_units}"  # notebook 05's width, read, not retrained
+    assert len(trained) == 8 and "lstm_pool_units16" not in trained
+    assert namespace["chosen"] == {"lstm_pool": "units=4", "attention": "units=8", "tconv": "kernel_size=9"}
+    assert recorded == {"chosen_lstm_pool": "units=4", "chosen_attention": "units=8", "chosen_tconv": "kernel_size=9"}
