@@ -358,9 +358,10 @@ def lesson_note(profile: str, notebook: str, name: str, word: str) -> str | None
         return None
     n = ref.get("metrics", {}).get("05_lstm_training", {}).get("n_test_clips")
     clips = f"{n} test clips" if n else "these test clips"
-    return (f"not settled: with seeds {_seeds(ref.get('seeds'))} the reference recorded {row['reference']!r}, with "
-            f"seeds {_seeds(row['seeds'])} {row['other']!r} ({path.name}); {clips} cannot settle '{name}', "
-            f"so read '{word}' as this run's outcome, not as a lesson")
+    return (f"not settled: the course's reference run gave {_show(row['reference'])} with seeds "
+            f"{_seeds(ref.get('seeds'))} and {_show(row['other'])} with seeds {_seeds(row['seeds'])}; {clips} cannot "
+            f"settle this one, so read {word if isinstance(word, str) else _show(word)!r} as this run's outcome, "
+            "not as a lesson")
 
 
 # --- the README's results table --------------------------------------------------------------
