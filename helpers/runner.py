@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -108,6 +109,9 @@ def _local_kernel() -> dict:
 
     class LocalKernelManager(AsyncKernelManager):
         transport = Unicode("ipc")
+        # the sockets' path prefix: in the temporary folder, not the notebooks' folder (the default,
+        # "kernel-ipc" in the working directory, left sockets beside the notebooks while a kernel ran)
+        ip = Unicode(os.path.join(tempfile.gettempdir(), f"vgenre-{os.getpid()}-kernel-ipc"))
 
     return {"kernel_manager_class": LocalKernelManager}
 
